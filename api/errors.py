@@ -1,0 +1,64 @@
+"""One JSON error format for the whole API, including Django's 404 and 500 under /api/."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
+from django_fsm import ConcurrentTransition, TransitionNotAllowed
+from drf_standardized_errors.handler import ExceptionHandler
+from rest_framework import exceptions
+from rest_framework.fields import get_error_detail
+from rest_framework.settings import api_settings
+
+from core.exceptions import DomainError
+
+
+def field_error(field: str | None, message: str, code: str, status: int = 400):
+    """A ValidationError naming one field, with a status other than 400 if needed."""
+    key = field or api_settings.NON_FIELD_ERRORS_KEY
+    exc = exceptions.ValidationError({key: [exceptions.ErrorDetail(message, code=code)]})
+    exc.status_code = status
+    return exc
+
+
+class BaeumExceptionHandler(ExceptionHandler):
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, DjangoValidationError):
+            detail = get_error_detail(exc)
+            if not isinstance(detail, dict):
+                detail = {api_settings.NON_FIELD_ERRORS_KEY: detail}
+            return exceptions.ValidationError(detail)
+        if isinstance(exc, DomainError):
+            return field_error(exc.field, exc.message, exc.code, exc.status_code)
+        if isinstance(exc, TransitionNotAllowed):
+            return field_error(
+                "status", "This action is not allowed now.", "invalid_transition", 409
+            )
+        if isinstance(exc, ConcurrentTransition):
+            return field_error(
+                "status", "The object changed meanwhile; reload and try again.", "conflict", 409
+            )
+        return super().convert_known_exceptions(exc)
+
+
+def _json_error(status: int, code: str, detail: str) -> JsonResponse:
+    body = {
+        "type": "server_error" if status >= 500 else "client_error",
+        "errors": [{"code": code, "detail": detail, "attr": None}],
+    }
+    return JsonResponse(body, status=status)
+
+
+def api_not_found(request, *args, **kwargs):
+    return _json_error(404, "not_found", "Not found.")
+
+
+def handler404(request, exception):
+    if request.path.startswith("/api/"):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if request.path.startswith("/api/"):
+        return _json_error(500, "error", "Server Error (500)")
+    return defaults.server_error(request)

@@ -1,0 +1,152 @@
+"""The Idempotency-Key header: a retried POST replays the first response instead of acting twice.
+
+The key row is committed (state ``running``) before the view runs, so a concurrent retry
+sees it and gets 409; the view's writes and the stored response commit together, so a
+replay never returns a response whose effects were rolled back.
+"""
+
+import hashlib
+import json
+import re
+from functools import wraps
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from api.errors import field_error
+from api.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def _canonical(value):
+    if hasattr(value, "read") and hasattr(value, "size"):
+        digest = hashlib.sha256()
+        for chunk in value.chunks():
+            digest.update(chunk)
+        value.seek(0)
+        return {"file_sha256": digest.hexdigest(), "size": value.size}
+    if hasattr(value, "lists"):  # QueryDict: keep every value of repeated keys
+        return {k: [_canonical(v) for v in vs] for k, vs in value.lists()}
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def request_fingerprint(request) -> str:
+    """Hash the method, path and body, ignoring JSON key order and whitespace."""
+    payload = {
+        "method": request.method,
+        "path": request.path,
+        "data": _canonical(request.data),
+        "files": _canonical(request.FILES) if request.FILES else None,
+    }
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def idempotency_begin(*, user, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
+    """Claim the key; return (record, True) when a finished response should be replayed."""
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                return (
+                    IdempotencyKey.objects.create(
+                        user=user, key=key, fingerprint=fingerprint, created_at=now
+                    ),
+                    False,
+                )
+        except IntegrityError:
+            pass
+        record = IdempotencyKey.objects.select_for_update().get(user=user, key=key)
+        if record.created_at <= now - settings.BAEUM_IDEMPOTENCY_TTL:
+            record.fingerprint = fingerprint
+            record.state = IdempotencyKey.State.RUNNING
+            record.response_status = None
+            record.response_body = None
+            record.created_at = now
+            record.save()
+            return record, False
+        if record.fingerprint != fingerprint:
+            raise field_error(
+                HEADER,
+                "This Idempotency-Key was already used with a different request; "
+                "use a new key for a new request.",
+                "idempotency_key_reused",
+                422,
+            )
+        if record.state == IdempotencyKey.State.RUNNING:
+            if record.created_at > now - settings.BAEUM_IDEMPOTENCY_STALE_AFTER:
+                raise field_error(
+                    HEADER,
+                    "A request with this Idempotency-Key is still being processed; "
+                    "retry in a moment.",
+                    "idempotency_request_in_progress",
+                    409,
+                )
+            # The first attempt died without finishing: this retry takes it over.
+            record.created_at = now
+            record.save(update_fields=["created_at"])
+            return record, False
+        return record, True
+
+
+def idempotent(handler):
+    """Wrap a DRF POST handler so the Idempotency-Key header makes retries safe."""
+
+    @wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None or not request.user.is_authenticated:
+            return handler(view, request, *args, **kwargs)
+        if not _KEY_RE.match(key):
+            raise field_error(
+                HEADER,
+                "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                "invalid_idempotency_key",
+            )
+        fingerprint = request_fingerprint(request)
+        record, replay = idempotency_begin(user=request.user, key=key, fingerprint=fingerprint)
+        if replay:
+            return Response(
+                record.response_body,
+                status=record.response_status,
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            with transaction.atomic():
+                response = handler(view, request, *args, **kwargs)
+                if 200 <= response.status_code < 300:
+                    IdempotencyKey.objects.filter(pk=record.pk).update(
+                        state=IdempotencyKey.State.DONE,
+                        response_status=response.status_code,
+                        response_body=response.data,
+                    )
+                    return response
+        except BaseException:
+            _release(record)
+            raise
+        # Refused requests are not remembered: the client may fix the body and retry.
+        _release(record)
+        return response
+
+    return wrapper
+
+
+def _release(record: IdempotencyKey) -> None:
+    IdempotencyKey.objects.filter(pk=record.pk, state=IdempotencyKey.State.RUNNING).delete()
+
+
+def idempotency_keys_purge(*, now=None) -> int:
+    """Delete keys older than their time to live; return how many."""
+    now = now or timezone.now()
+    deleted, _ = IdempotencyKey.objects.filter(
+        created_at__lte=now - settings.BAEUM_IDEMPOTENCY_TTL
+    ).delete()
+    return deleted

@@ -1,0 +1,344 @@
+"""Input and output shapes of the REST contract (SPEC "Payloads")."""
+
+import re
+from collections.abc import Mapping
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+from rest_framework.fields import get_error_detail
+
+from benefits.models import Applicant, Application, Document, Program, Round
+from core.banks import BANK_CHOICES, mask_account_number, normalize_account_number
+from core.districts import DISTRICT_CHOICES
+from core.rrn import mask_rrn, validate_rrn
+
+User = get_user_model()
+PHONE_RE = re.compile(r"^0\d{1,2}-?\d{3,4}-?\d{4}$")
+
+
+class StrictSerializer(serializers.Serializer):
+    """Reject fields the serializer does not accept instead of silently ignoring them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            writable = {name for name, f in self.fields.items() if not f.read_only}
+            errors = {}
+            for name in data:
+                if name in writable:
+                    continue
+                if name in self.fields:
+                    errors[name] = [
+                        serializers.ErrorDetail("This field is read-only.", code="read_only")
+                    ]
+                else:
+                    errors[name] = [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass
+
+
+def _drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    return serializers.ValidationError(get_error_detail(exc))
+
+
+class RRNField(serializers.CharField):
+    """Write the full RRN; read back only its mask."""
+
+    default_error_messages = {
+        "invalid": "Enter the resident registration number as text: YYMMDD-NNNNNNN."
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        try:
+            return validate_rrn(value)
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+
+    def to_representation(self, value):
+        return mask_rrn(value) if value else ""
+
+
+class AccountNumberField(serializers.CharField):
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return normalize_account_number(value)
+        except DjangoValidationError as exc:
+            raise _drf_error(exc) from None
+
+    def to_representation(self, value):
+        return mask_account_number(value) if value else ""
+
+
+# Auth.
+
+
+class TokenRequestSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class RegisterSerializer(StrictSerializer):
+    username = serializers.RegexField(
+        r"^[\w.@+-]{3,150}$",
+        max_length=150,
+        error_messages={
+            "invalid": "Use 3 to 150 letters, digits and @/./+/-/_ characters.",
+        },
+    )
+    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    email = serializers.EmailField(max_length=254)
+
+    def validate(self, attrs):
+        candidate = User(username=attrs["username"], email=attrs["email"])
+        try:
+            validate_password(attrs["password"], user=candidate)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                {"password": [serializers.ErrorDetail(m, code="password_too_weak") for m in exc]}
+            ) from None
+        return attrs
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+
+
+# Programs and rounds.
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    program = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    accepting_applications = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Round
+        fields = [
+            "id",
+            "program",
+            "name",
+            "year",
+            "status",
+            "applications_open_at",
+            "applications_close_at",
+            "period_starts_on",
+            "period_ends_on",
+            "capacity",
+            "budget",
+            "amount",
+            "ruleset_version",
+            "duplicate_policy",
+            "auto_decisions",
+            "selection_seed",
+            "accepting_applications",
+        ]
+        read_only_fields = fields
+
+    def get_accepting_applications(self, obj) -> bool:
+        from benefits.services import round_accepts_applications
+
+        return round_accepts_applications(obj)
+
+
+class ProgramSerializer(serializers.ModelSerializer):
+    open_rounds = RoundSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Program
+        fields = ["id", "code", "name", "name_ko", "description", "open_rounds"]
+        read_only_fields = fields
+
+
+# Profile.
+
+
+class ProfileSerializer(StrictModelSerializer):
+    rrn = RRNField(max_length=20)
+    account_number = AccountNumberField(max_length=40)
+    district = serializers.ChoiceField(
+        choices=DISTRICT_CHOICES,
+        error_messages={
+            "invalid_choice": "Unknown district: use the 5-digit code of a Seoul 자치구, "
+            "e.g. 11440 for 마포구."
+        },
+    )
+    bank_code = serializers.ChoiceField(
+        choices=BANK_CHOICES,
+        error_messages={
+            "invalid_choice": "Unknown bank code: use the 3-digit Korean bank code, e.g. 004."
+        },
+    )
+    phone = serializers.RegexField(
+        PHONE_RE,
+        max_length=20,
+        error_messages={"invalid": "Enter a Korean phone number such as 010-1234-5678."},
+    )
+    consent_data_checks = serializers.BooleanField()
+    district_name = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Applicant
+        fields = [
+            "legal_name",
+            "rrn",
+            "birth_date",
+            "phone",
+            "email",
+            "district",
+            "district_name",
+            "address",
+            "bank_code",
+            "account_number",
+            "account_holder",
+            "consent_data_checks",
+            "consent_at",
+        ]
+        read_only_fields = ["birth_date", "consent_at"]
+        extra_kwargs = {
+            "legal_name": {"required": True, "allow_blank": False},
+            "email": {"required": True, "allow_blank": False},
+            "address": {"required": True, "allow_blank": False},
+            "account_holder": {"required": True, "allow_blank": False},
+        }
+
+    def to_internal_value(self, data):
+        # A client that sends back what it read (the masks) changes nothing.
+        if isinstance(data, Mapping) and self.instance is not None:
+            data = dict(data.items()) if hasattr(data, "items") else data
+            if self.instance.rrn and data.get("rrn") == self.instance.rrn_masked:
+                data.pop("rrn")
+                self.fields["rrn"].required = False
+            if (
+                self.instance.account_number
+                and data.get("account_number") == self.instance.account_number_masked
+            ):
+                data.pop("account_number")
+                self.fields["account_number"].required = False
+        return super().to_internal_value(data)
+
+    def validate_phone(self, value: str) -> str:
+        digits = re.sub(r"\D", "", value)
+        if len(digits) == 11:
+            return f"{digits[:3]}-{digits[3:7]}-{digits[7:]}"
+        return value
+
+
+# Applications.
+
+
+class TrainingSerializer(StrictSerializer):
+    course_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    course_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    institution = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    starts_on = serializers.DateField(required=False, allow_null=True)
+    ends_on = serializers.DateField(required=False, allow_null=True)
+    weekly_hours = serializers.IntegerField(
+        min_value=1, max_value=80, required=False, allow_null=True
+    )
+
+    def validate(self, attrs):
+        starts, ends = attrs.get("starts_on"), attrs.get("ends_on")
+        if starts and ends and ends < starts:
+            raise serializers.ValidationError(
+                {
+                    "ends_on": [
+                        serializers.ErrorDetail(
+                            "The training cannot end before it starts.", code="ends_before_start"
+                        )
+                    ]
+                }
+            )
+        return attrs
+
+
+class TrainingOutputSerializer(serializers.Serializer):
+    course_id = serializers.CharField()
+    course_name = serializers.CharField()
+    institution = serializers.CharField()
+    starts_on = serializers.DateField(source="training_starts_on")
+    ends_on = serializers.DateField(source="training_ends_on")
+    weekly_hours = serializers.IntegerField()
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = ["id", "kind", "original_name", "content_type", "size", "sha256", "uploaded_at"]
+        read_only_fields = fields
+
+
+class DocumentUploadSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=Document.Kind.choices)
+    file = serializers.FileField(allow_empty_file=False, max_length=255)
+
+
+class ApplicationSerializer(serializers.ModelSerializer):
+    round = serializers.PrimaryKeyRelatedField(read_only=True)
+    program = serializers.CharField(source="round.program.code", read_only=True)
+    training = serializers.SerializerMethodField()
+    documents = DocumentSerializer(many=True, read_only=True)
+    payments = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Application
+        fields = [
+            "id",
+            "round",
+            "program",
+            "status",
+            "income_category",
+            "training",
+            "documents",
+            "decision_reason",
+            "payments",
+            "submitted_at",
+            "decided_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_training(self, obj) -> dict | None:
+        return TrainingOutputSerializer(obj).data if obj.has_training else None
+
+    def get_payments(self, obj) -> list:
+        # Payments arrive with disbursement batches; until then there are none.
+        return []
+
+
+class ApplicationCreateSerializer(StrictSerializer):
+    round = serializers.PrimaryKeyRelatedField(queryset=Round.objects.select_related("program"))
+    income_category = serializers.ChoiceField(choices=Application.IncomeCategory.choices)
+    training = TrainingSerializer(required=False, allow_null=True)
+
+
+class ApplicationUpdateSerializer(StrictSerializer):
+    income_category = serializers.ChoiceField(
+        choices=Application.IncomeCategory.choices, required=False
+    )
+    training = TrainingSerializer(required=False, allow_null=True)
+    round = serializers.IntegerField(read_only=True)
+    status = serializers.CharField(read_only=True)
+
+
+class EmptySerializer(StrictSerializer):
+    pass
+
+
+class ReasonSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)

@@ -1,0 +1,36 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from api import views
+
+router = SimpleRouter(trailing_slash=True)
+router.register("rounds", views.RoundViewSet, basename="round")
+router.register("applications", views.ApplicationViewSet, basename="application")
+
+urlpatterns = [
+    path("auth/token/", views.AuthTokenApi.as_view(), name="auth-token"),
+    path("auth/register/", views.CitizenRegisterApi.as_view(), name="auth-register"),
+    path("programs/", views.ProgramListApi.as_view(), name="program-list"),
+    path("rounds/<int:pk>/open/", views.RoundOpenApi.as_view(), name="round-open"),
+    path("rounds/<int:pk>/close/", views.RoundCloseApi.as_view(), name="round-close"),
+    path("me/profile/", views.ProfileApi.as_view(), name="profile"),
+    path(
+        "applications/<int:pk>/documents/",
+        views.ApplicationDocumentCreateApi.as_view(),
+        name="application-documents",
+    ),
+    path(
+        "applications/<int:pk>/submit/",
+        views.ApplicationSubmitApi.as_view(),
+        name="application-submit",
+    ),
+    path(
+        "applications/<int:pk>/withdraw/",
+        views.ApplicationWithdrawApi.as_view(),
+        name="application-withdraw",
+    ),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *router.urls,
+]

@@ -1,0 +1,275 @@
+"""REST views: validate input, call one service, render the result."""
+
+from django.contrib.auth import authenticate
+from django.shortcuts import get_object_or_404
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import serializers as s
+from api.errors import field_error
+from api.idempotency import idempotent
+from api.permissions import IsCitizen, IsProgramManager
+from benefits import selectors, services
+from benefits.models import Application, Round
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="Retry-safe key: the same key and body replay the first response.",
+)
+
+
+# Auth.
+
+
+class AuthTokenApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_scope = "auth"
+
+    def get_throttles(self):
+        from rest_framework.throttling import ScopedRateThrottle
+
+        return [ScopedRateThrottle()]
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer})
+    def post(self, request):
+        data = s.TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None:
+            raise field_error(
+                None, "Unable to log in with the username and password given.", "invalid_login"
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class CitizenRegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    throttle_scope = "auth"
+
+    def get_throttles(self):
+        from rest_framework.throttling import ScopedRateThrottle
+
+        return [ScopedRateThrottle()]
+
+    @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
+    def post(self, request):
+        data = s.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.citizen_register(**data.validated_data)
+        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+# Programs and rounds.
+
+
+class ProgramListApi(generics.ListAPIView):
+    permission_classes = [AllowAny]
+    serializer_class = s.ProgramSerializer
+
+    def get_queryset(self):
+        return selectors.program_list_with_open_rounds()
+
+
+class RoundFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Round.Status.choices)
+    program = filters.CharFilter(method="filter_program", help_text="program id or code")
+
+    class Meta:
+        model = Round
+        fields = ["status", "program", "year"]
+
+    def filter_program(self, queryset, name, value):
+        if value.isdigit():
+            return queryset.filter(program_id=int(value))
+        return queryset.filter(program__code=value.upper())
+
+
+class RoundViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [AllowAny]
+    serializer_class = s.RoundSerializer
+    filterset_class = RoundFilter
+
+    def get_queryset(self):
+        return selectors.round_list_for_user(user=self.request.user)
+
+
+class _RoundTransitionApi(APIView):
+    permission_classes = [IsProgramManager]
+    service = None
+
+    @extend_schema(request=None, responses={200: s.RoundSerializer})
+    def post(self, request, pk: int):
+        round_ = get_object_or_404(Round, pk=pk)
+        round_ = self.service(round_=round_, actor=request.user)
+        return Response(s.RoundSerializer(round_).data)
+
+
+class RoundOpenApi(_RoundTransitionApi):
+    service = staticmethod(services.round_open)
+
+
+class RoundCloseApi(_RoundTransitionApi):
+    service = staticmethod(services.round_close)
+
+
+# The citizen's own profile and applications.
+
+
+class ProfileApi(APIView):
+    permission_classes = [IsCitizen]
+
+    def _applicant(self):
+        return services.applicant_for_user(self.request.user)
+
+    @extend_schema(responses={200: s.ProfileSerializer})
+    def get(self, request):
+        return Response(s.ProfileSerializer(self._applicant()).data)
+
+    def _update(self, request, *, partial: bool):
+        applicant = self._applicant()
+        data = s.ProfileSerializer(applicant, data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        applicant = services.applicant_profile_update(
+            applicant=applicant, actor=request.user, data=data.validated_data
+        )
+        return Response(s.ProfileSerializer(applicant).data)
+
+    @extend_schema(request=s.ProfileSerializer, responses={200: s.ProfileSerializer})
+    def put(self, request):
+        return self._update(request, partial=False)
+
+    @extend_schema(request=s.ProfileSerializer, responses={200: s.ProfileSerializer})
+    def patch(self, request):
+        return self._update(request, partial=True)
+
+
+class ApplicationFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Application.Status.choices)
+
+    class Meta:
+        model = Application
+        fields = ["status", "round"]
+
+
+class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The citizen's applications: another citizen's id is simply not found."""
+
+    permission_classes = [IsCitizen]
+    serializer_class = s.ApplicationSerializer
+    filterset_class = ApplicationFilter
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Application.objects.none()
+        return selectors.application_list_for_citizen(user=self.request.user)
+
+    @extend_schema(
+        request=s.ApplicationCreateSerializer,
+        responses={201: s.ApplicationSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def create(self, request):
+        data = s.ApplicationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        application = services.application_create(
+            applicant=services.applicant_for_user(request.user),
+            actor=request.user,
+            round_=data.validated_data["round"],
+            income_category=data.validated_data["income_category"],
+            training=data.validated_data.get("training"),
+        )
+        return Response(self._render(application), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.ApplicationUpdateSerializer, responses={200: s.ApplicationSerializer})
+    def partial_update(self, request, pk=None):
+        application = self.get_object()
+        data = s.ApplicationUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        application = services.application_update(
+            application=application, actor=request.user, data=data.validated_data
+        )
+        return Response(self._render(application))
+
+    def _render(self, application):
+        return s.ApplicationSerializer(self.get_queryset().get(pk=application.pk)).data
+
+
+class ApplicationDocumentCreateApi(APIView):
+    permission_classes = [IsCitizen]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": s.DocumentUploadSerializer},
+        responses={201: s.DocumentSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        application = get_object_or_404(
+            selectors.application_list_for_citizen(user=request.user), pk=pk
+        )
+        data = s.DocumentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        document = services.document_add(
+            application=application,
+            actor=request.user,
+            kind=data.validated_data["kind"],
+            uploaded=data.validated_data["file"],
+        )
+        return Response(s.DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+class _ApplicationTransitionApi(APIView):
+    permission_classes = [IsCitizen]
+    input_serializer = s.EmptySerializer
+
+    @extend_schema(
+        request=None, responses={200: s.ApplicationSerializer}, parameters=[IDEMPOTENCY_PARAMETER]
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        queryset = selectors.application_list_for_citizen(user=request.user)
+        application = get_object_or_404(queryset, pk=pk)
+        data = self.input_serializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        application = self.perform(application, request.user, data.validated_data)
+        return Response(s.ApplicationSerializer(queryset.get(pk=application.pk)).data)
+
+
+class ApplicationSubmitApi(_ApplicationTransitionApi):
+    def perform(self, application, actor, data):
+        return services.application_submit(application=application, actor=actor)
+
+
+class ApplicationWithdrawApi(_ApplicationTransitionApi):
+    input_serializer = s.ReasonSerializer
+
+    @extend_schema(
+        request=s.ReasonSerializer,
+        responses={200: s.ApplicationSerializer},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def perform(self, application, actor, data):
+        return services.application_withdraw(
+            application=application, actor=actor, reason=data.get("reason", "")
+        )

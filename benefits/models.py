@@ -1,0 +1,366 @@
+"""Programs, rounds, applicants, applications and their documents."""
+
+import uuid
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from core.banks import BANK_CHOICES, mask_account_number
+from core.districts import DISTRICT_CHOICES, district_name
+from core.fields import EncryptedTextField
+from core.rrn import mask_rrn
+
+
+class Program(models.Model):
+    class Code(models.TextChoices):
+        SCHOLARSHIP = "SCHOLARSHIP", "Lifelong-learning scholarship"
+        VOUCHER = "VOUCHER", "Lifelong-learning voucher"
+
+    code = models.CharField(max_length=32, unique=True, choices=Code.choices)
+    name = models.CharField(max_length=200)
+    name_ko = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def requires_training(self) -> bool:
+        return self.code == self.Code.SCHOLARSHIP
+
+
+# Named for the OpenAPI schema (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
+PROGRAM_CODE_CHOICES = Program.Code.choices
+
+
+class Round(ConcurrentTransitionMixin, models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        CLOSED = "closed"
+        SELECTED = "selected"
+        DISBURSING = "disbursing"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    program = models.ForeignKey(Program, on_delete=models.PROTECT, related_name="rounds")
+    name = models.CharField(max_length=200)
+    year = models.PositiveSmallIntegerField()
+    status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
+    applications_open_at = models.DateTimeField()
+    applications_close_at = models.DateTimeField()
+    # The period the benefit covers; training must overlap it.
+    period_starts_on = models.DateField()
+    period_ends_on = models.DateField()
+    capacity = models.PositiveIntegerField()
+    budget = models.BigIntegerField(help_text="KRW")
+    amount = models.BigIntegerField(help_text="KRW per recipient")
+    ruleset_version = models.CharField(max_length=40)
+    # {registry kind: "block" | "review" | "allow"}
+    duplicate_policy = models.JSONField(default=dict, blank=True)
+    auto_decisions = models.BooleanField(default=False)
+    selection_seed = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-applications_open_at", "id"]
+        permissions = [("manage_round", "Can open, close and select rounds")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(capacity__gt=0) & Q(amount__gt=0),
+                name="round_capacity_and_amount_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__gte=F("capacity") * F("amount")),
+                name="round_capacity_times_amount_fits_budget",
+            ),
+            models.CheckConstraint(
+                condition=Q(applications_close_at__gt=F("applications_open_at")),
+                name="round_window_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_ends_on__gte=F("period_starts_on")),
+                name="round_period_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @transition(
+        field=status, source=Status.DRAFT, target=Status.OPEN, permission="benefits.manage_round"
+    )
+    def open(self):
+        pass
+
+    @transition(
+        field=status, source=Status.OPEN, target=Status.CLOSED, permission="benefits.manage_round"
+    )
+    def close(self):
+        pass
+
+    # Selection may run again after later approvals; it never displaces anyone selected.
+    @transition(
+        field=status,
+        source=[Status.CLOSED, Status.SELECTED],
+        target=Status.SELECTED,
+        permission="benefits.manage_round",
+    )
+    def select(self):
+        pass
+
+    @transition(field=status, source=Status.SELECTED, target=Status.DISBURSING)
+    def start_disbursing(self):
+        pass
+
+    @transition(field=status, source=Status.DISBURSING, target=Status.COMPLETED)
+    def complete(self):
+        pass
+
+    @transition(
+        field=status,
+        source=[Status.DRAFT, Status.OPEN, Status.CLOSED],
+        target=Status.CANCELLED,
+        permission="benefits.manage_round",
+    )
+    def cancel(self):
+        pass
+
+
+class Applicant(models.Model):
+    """The citizen's profile: one per citizen user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="applicant"
+    )
+    legal_name = models.CharField(max_length=100, blank=True)
+    rrn = EncryptedTextField(purpose="rrn", blank=True)
+    # HMAC-SHA-256 of the RRN: matches registries and keeps one profile per person.
+    rrn_hmac = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    phone = models.CharField(max_length=20, blank=True)
+    email = models.EmailField(blank=True)
+    district = models.CharField(max_length=5, choices=DISTRICT_CHOICES, blank=True)
+    address = models.CharField(max_length=300, blank=True)
+    bank_code = models.CharField(max_length=3, choices=BANK_CHOICES, blank=True)
+    account_number = EncryptedTextField(purpose="account_number", blank=True)
+    # Keyed hash of bank code + number, to find one account paying several people.
+    account_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    account_holder = models.CharField(max_length=100, blank=True)
+    account_changed_at = models.DateTimeField(null=True, blank=True)
+    consent_data_checks = models.BooleanField(default=False)
+    consent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("view_unmasked_rrn", "Can view an unmasked RRN (logged)")]
+
+    def __str__(self) -> str:
+        return f"Applicant #{self.pk}"
+
+    @property
+    def rrn_masked(self) -> str:
+        return mask_rrn(self.rrn) if self.rrn else ""
+
+    @property
+    def account_number_masked(self) -> str:
+        return mask_account_number(self.account_number) if self.account_number else ""
+
+    @property
+    def district_name(self) -> str:
+        return district_name(self.district) if self.district else ""
+
+
+class Application(ConcurrentTransitionMixin, models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SUBMITTED = "submitted"
+        SCREENING = "screening"
+        UNDER_REVIEW = "under_review"
+        NEEDS_DOCUMENTS = "needs_documents"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        SELECTED = "selected"
+        WAITLISTED = "waitlisted"
+        WITHDRAWN = "withdrawn"
+
+    class IncomeCategory(models.TextChoices):
+        BASIC_LIVELIHOOD = "basic_livelihood"
+        NEAR_POOR = "near_poor"
+        NONE = "none"
+
+    EDITABLE_STATES = (Status.DRAFT, Status.NEEDS_DOCUMENTS)
+    # Every state before money moves; selected stays withdrawable until a payment exists.
+    WITHDRAWABLE_STATES = (
+        Status.DRAFT,
+        Status.SUBMITTED,
+        Status.SCREENING,
+        Status.UNDER_REVIEW,
+        Status.NEEDS_DOCUMENTS,
+        Status.APPROVED,
+        Status.SELECTED,
+        Status.WAITLISTED,
+    )
+
+    applicant = models.ForeignKey(Applicant, on_delete=models.PROTECT, related_name="applications")
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="applications")
+    status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
+    income_category = models.CharField(max_length=20, choices=IncomeCategory.choices)
+    course_id = models.CharField("HRD-Net course id", max_length=40, blank=True)
+    course_name = models.CharField(max_length=200, blank=True)
+    institution = models.CharField(max_length=200, blank=True)
+    training_starts_on = models.DateField(null=True, blank=True)
+    training_ends_on = models.DateField(null=True, blank=True)
+    weekly_hours = models.PositiveSmallIntegerField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("apply", "Can apply for benefits as a citizen"),
+            ("review_application", "Can review and decide applications"),
+        ]
+        constraints = [
+            # Fairness: one live application per person per round, whatever the code does.
+            models.UniqueConstraint(
+                fields=["applicant", "round"],
+                condition=~Q(status="withdrawn"),
+                name="one_live_application_per_applicant_round",
+            ),
+        ]
+        indexes = [models.Index(fields=["round", "status"])]
+
+    def __str__(self) -> str:
+        return f"Application #{self.pk}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status in self.EDITABLE_STATES
+
+    @property
+    def has_training(self) -> bool:
+        return bool(self.course_name)
+
+    # Citizen transitions.
+    @transition(
+        field=status,
+        source=[Status.DRAFT, Status.NEEDS_DOCUMENTS],
+        target=Status.SUBMITTED,
+        permission="benefits.apply",
+    )
+    def submit(self):
+        pass
+
+    @transition(
+        field=status,
+        source=list(WITHDRAWABLE_STATES),
+        target=Status.WITHDRAWN,
+        permission="benefits.apply",
+    )
+    def withdraw(self):
+        pass
+
+    # Screening, run by the system.
+    @transition(field=status, source=Status.SUBMITTED, target=Status.SCREENING)
+    def start_screening(self):
+        pass
+
+    @transition(field=status, source=Status.SCREENING, target=Status.UNDER_REVIEW)
+    def finish_screening(self):
+        pass
+
+    # Caseworker decisions.
+    @transition(
+        field=status,
+        source=Status.UNDER_REVIEW,
+        target=Status.NEEDS_DOCUMENTS,
+        permission="benefits.review_application",
+    )
+    def request_documents(self):
+        pass
+
+    @transition(
+        field=status,
+        source=Status.UNDER_REVIEW,
+        target=Status.APPROVED,
+        permission="benefits.review_application",
+    )
+    def approve(self):
+        pass
+
+    @transition(
+        field=status,
+        source=[Status.UNDER_REVIEW, Status.NEEDS_DOCUMENTS],
+        target=Status.REJECTED,
+        permission="benefits.review_application",
+    )
+    def reject(self):
+        pass
+
+    # Selection, run by the program manager.
+    @transition(
+        field=status,
+        source=Status.APPROVED,
+        target=Status.SELECTED,
+        permission="benefits.manage_round",
+    )
+    def select(self):
+        pass
+
+    @transition(
+        field=status,
+        source=Status.APPROVED,
+        target=Status.WAITLISTED,
+        permission="benefits.manage_round",
+    )
+    def waitlist(self):
+        pass
+
+    @transition(field=status, source=Status.WAITLISTED, target=Status.SELECTED)
+    def promote(self):
+        pass
+
+
+def document_upload_path(document: "Document", filename: str) -> str:
+    # The stored name is random: the citizen's file name never reaches the file system.
+    suffix = PurePosixPath(filename).suffix.lower()
+    return f"applications/{document.application_id}/{uuid.uuid4().hex}{suffix}"
+
+
+class Document(models.Model):
+    class Kind(models.TextChoices):
+        INCOME_PROOF = "income_proof"
+        ENROLLMENT_CERTIFICATE = "enrollment_certificate"
+        BANK_BOOK = "bank_book"
+        OTHER = "other"
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    file = models.FileField(upload_to=document_upload_path, max_length=200)
+    original_name = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

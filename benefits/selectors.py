@@ -1,0 +1,33 @@
+"""Reads on programs, rounds and applications, scoped to who is asking."""
+
+from django.db.models import Prefetch, QuerySet
+
+from benefits.models import Application, Program, Round
+from core.roles import Role, user_has_role
+
+PUBLIC_ROUND_STATES = [s for s in Round.Status.values if s != Round.Status.DRAFT]
+
+
+def round_list_for_user(*, user) -> QuerySet[Round]:
+    """Rounds anyone may see: drafts only for staff."""
+    rounds = Round.objects.select_related("program")
+    if user.is_authenticated and (user.is_superuser or user_has_role(user, *Role.STAFF)):
+        return rounds
+    return rounds.filter(status__in=PUBLIC_ROUND_STATES)
+
+
+def program_list_with_open_rounds() -> QuerySet[Program]:
+    """Programs, each with its open rounds prefetched."""
+    open_rounds = Round.objects.filter(status=Round.Status.OPEN).select_related("program")
+    return Program.objects.prefetch_related(
+        Prefetch("rounds", queryset=open_rounds, to_attr="open_rounds")
+    )
+
+
+def application_list_for_citizen(*, user) -> QuerySet[Application]:
+    """The citizen's own applications; nobody else's exist for them."""
+    return (
+        Application.objects.filter(applicant__user=user)
+        .select_related("round__program")
+        .prefetch_related("documents")
+    )

@@ -1,0 +1,514 @@
+"""Writes on programs, rounds, applicants, applications and documents.
+
+Each service owns its transaction, locks what it reads-then-writes, moves state only
+through the model's FSM transitions and writes the audit event in the same transaction.
+"""
+
+import hashlib
+
+import filetype
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed, has_transition_perm
+
+from benefits.models import Applicant, Application, Document, Round
+from core.audit import audit_record
+from core.crypto import account_fingerprint, rrn_hmac
+from core.exceptions import InvalidTransition
+from core.roles import Role
+from core.rrn import rrn_birth_date
+
+User = get_user_model()
+
+ALLOWED_DOCUMENT_TYPES = {
+    "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+}
+TRAINING_FIELDS = (
+    "course_id",
+    "course_name",
+    "institution",
+    "training_starts_on",
+    "training_ends_on",
+    "weekly_hours",
+)
+PROFILE_REQUIRED_FOR_SUBMIT = (
+    "legal_name",
+    "rrn",
+    "phone",
+    "district",
+    "address",
+    "bank_code",
+    "account_number",
+    "account_holder",
+)
+
+
+def _require_transition(bound_method, actor, *, action: str) -> None:
+    """Refuse with 403 without the FSM permission, with 409 from a wrong state."""
+    if actor is not None and not has_transition_perm(bound_method, actor):
+        if not can_proceed(bound_method, check_conditions=False):
+            raise InvalidTransition(_state_message(bound_method.__self__, action))
+        raise PermissionDenied
+    if not can_proceed(bound_method):
+        raise InvalidTransition(_state_message(bound_method.__self__, action))
+
+
+def _state_message(obj, action: str) -> str:
+    return f"Cannot {action} while the {obj._meta.verbose_name} is '{obj.status}'."
+
+
+# Citizens and profiles.
+
+
+@transaction.atomic
+def citizen_register(*, username: str, password: str, email: str) -> User:
+    """Create a citizen account with an empty applicant profile."""
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError(
+            {"username": ValidationError("This username is taken.", code="unique")}
+        )
+    user = User.objects.create_user(username=username, password=password, email=email)
+    user.groups.add(Group.objects.get(name=Role.CITIZEN))
+    applicant = Applicant.objects.create(user=user, email=email)
+    audit_record(actor=user, obj=applicant, action="citizen.registered")
+    return user
+
+
+@transaction.atomic
+def applicant_profile_update(*, applicant: Applicant, actor, data: dict) -> Applicant:
+    """Update the profile from validated, normalized data."""
+    applicant = Applicant.objects.select_for_update().get(pk=applicant.pk)
+    changed = []
+    if "rrn" in data and data["rrn"] != applicant.rrn:
+        # A person's identity is fixed once an application has left the draft stage.
+        if (
+            applicant.rrn
+            and applicant.applications.exclude(
+                status__in=[Application.Status.DRAFT, Application.Status.WITHDRAWN]
+            ).exists()
+        ):
+            raise ValidationError(
+                {
+                    "rrn": ValidationError(
+                        "The resident registration number cannot change after an application "
+                        "was submitted; contact your caseworker.",
+                        code="rrn_locked",
+                    )
+                }
+            )
+        applicant.rrn = data["rrn"]
+        applicant.rrn_hmac = rrn_hmac(data["rrn"])
+        applicant.birth_date = rrn_birth_date(data["rrn"])
+        changed.append("rrn")
+    bank_changed = False
+    for field in ("bank_code", "account_number"):
+        if field in data and data[field] != getattr(applicant, field):
+            setattr(applicant, field, data[field])
+            bank_changed = True
+            changed.append(field)
+    if bank_changed:
+        applicant.account_changed_at = timezone.now()
+        applicant.account_fingerprint = (
+            account_fingerprint(applicant.bank_code, applicant.account_number)
+            if applicant.bank_code and applicant.account_number
+            else ""
+        )
+    if "consent_data_checks" in data and data["consent_data_checks"] != (
+        applicant.consent_data_checks
+    ):
+        applicant.consent_data_checks = data["consent_data_checks"]
+        applicant.consent_at = timezone.now() if data["consent_data_checks"] else None
+        changed.append("consent_data_checks")
+    for field in ("legal_name", "phone", "email", "district", "address", "account_holder"):
+        if field in data and data[field] != getattr(applicant, field):
+            setattr(applicant, field, data[field])
+            changed.append(field)
+    if not changed:
+        return applicant
+    try:
+        with transaction.atomic():
+            applicant.save()
+    except IntegrityError as exc:
+        raise ValidationError(
+            {
+                "rrn": ValidationError(
+                    "This resident registration number is already registered to another account.",
+                    code="rrn_taken",
+                )
+            }
+        ) from exc
+    audit_record(
+        actor=actor, obj=applicant, action="profile.updated", data={"fields": sorted(changed)}
+    )
+    return applicant
+
+
+# Applications.
+
+
+def _training_errors(round_: Round, training: dict | None) -> dict:
+    if not round_.program.requires_training:
+        return {}
+    if not training:
+        return {
+            "training": ValidationError("Training is required for the scholarship.", "required")
+        }
+    errors = {}
+    for field in ("course_name", "institution", "starts_on", "ends_on", "weekly_hours"):
+        if training.get(field) in (None, ""):
+            errors[f"training.{field}"] = ValidationError("This field is required.", "required")
+    return errors
+
+
+def _apply_training(application: Application, training: dict | None) -> None:
+    training = training or {}
+    application.course_id = training.get("course_id", "") or ""
+    application.course_name = training.get("course_name", "") or ""
+    application.institution = training.get("institution", "") or ""
+    application.training_starts_on = training.get("starts_on")
+    application.training_ends_on = training.get("ends_on")
+    application.weekly_hours = training.get("weekly_hours")
+
+
+def round_accepts_applications(round_: Round, *, now=None) -> bool:
+    now = now or timezone.now()
+    return (
+        round_.status == Round.Status.OPEN
+        and round_.applications_open_at <= now < round_.applications_close_at
+    )
+
+
+def _already_applied() -> ValidationError:
+    return ValidationError(
+        {
+            "round": ValidationError(
+                "You already have an application in this round; withdraw it to apply again.",
+                code="already_applied",
+            )
+        }
+    )
+
+
+@transaction.atomic
+def application_create(
+    *, applicant: Applicant, actor, round_: Round, income_category: str, training: dict | None
+) -> Application:
+    """Create a draft application in an open round."""
+    if not round_accepts_applications(round_):
+        raise ValidationError(
+            {"round": ValidationError("This round is not open for applications.", "round_not_open")}
+        )
+    errors = _training_errors(round_, training)
+    if errors:
+        raise ValidationError(errors)
+    live = Application.objects.filter(applicant=applicant, round=round_).exclude(
+        status=Application.Status.WITHDRAWN
+    )
+    if live.exists():
+        raise _already_applied()
+    application = Application(applicant=applicant, round=round_, income_category=income_category)
+    _apply_training(application, training)
+    try:
+        # The partial unique index decides when two creates race past the check above.
+        with transaction.atomic():
+            application.save()
+    except IntegrityError as exc:
+        raise _already_applied() from exc
+    audit_record(
+        actor=actor, obj=application, action="application.created", to_state=application.status
+    )
+    return application
+
+
+def _lock_application(application: Application) -> Application:
+    return (
+        Application.objects.select_for_update(of=("self",))
+        .select_related("round__program", "applicant")
+        .get(pk=application.pk)
+    )
+
+
+@transaction.atomic
+def application_update(*, application: Application, actor, data: dict) -> Application:
+    """Edit an application while it is a draft or waits for documents."""
+    application = _lock_application(application)
+    if not application.is_editable:
+        raise InvalidTransition(
+            f"The application can only be edited while it is a draft or waiting for documents; "
+            f"it is '{application.status}'.",
+            code="not_editable",
+        )
+    changed = []
+    if "income_category" in data and data["income_category"] != application.income_category:
+        application.income_category = data["income_category"]
+        changed.append("income_category")
+    if "training" in data:
+        training = data["training"]
+        errors = _training_errors(application.round, training)
+        if errors:
+            raise ValidationError(errors)
+        _apply_training(application, training)
+        changed.append("training")
+    if changed:
+        application.save()
+        audit_record(
+            actor=actor,
+            obj=application,
+            action="application.updated",
+            data={"fields": changed},
+        )
+    return application
+
+
+@transaction.atomic
+def document_add(*, application: Application, actor, kind: str, uploaded: UploadedFile) -> Document:
+    """Store an uploaded PDF, PNG or JPEG, checked by its content, with the application."""
+    application = _lock_application(application)
+    if not application.is_editable:
+        raise InvalidTransition(
+            f"Documents can only be added while the application is a draft or waiting for "
+            f"documents; it is '{application.status}'.",
+            code="not_editable",
+        )
+    limit = settings.BAEUM_MAX_DOCUMENT_BYTES
+    if uploaded.size > limit:
+        raise ValidationError(
+            {
+                "file": ValidationError(
+                    f"The file is larger than {limit // (1024 * 1024)} MB.", code="file_too_large"
+                )
+            }
+        )
+    uploaded.seek(0)
+    head = uploaded.read(8192)
+    detected = filetype.guess(head)
+    mime = detected.mime if detected else None
+    if mime not in ALLOWED_DOCUMENT_TYPES:
+        raise ValidationError(
+            {
+                "file": ValidationError(
+                    "The file must be a PDF, PNG or JPEG document.", code="unsupported_file_type"
+                )
+            }
+        )
+    digest = hashlib.sha256(head)
+    for chunk in iter(lambda: uploaded.read(1024 * 1024), b""):
+        digest.update(chunk)
+    uploaded.seek(0)
+    original_name = (uploaded.name or "document").rsplit("/", 1)[-1][:255]
+    document = Document(
+        application=application,
+        kind=kind,
+        original_name=original_name,
+        content_type=mime,
+        size=uploaded.size,
+        sha256=digest.hexdigest(),
+        uploaded_by=actor,
+    )
+    document.file.save(f"upload{ALLOWED_DOCUMENT_TYPES[mime]}", uploaded, save=False)
+    try:
+        document.save()
+    except Exception:
+        document.file.delete(save=False)
+        raise
+    audit_record(
+        actor=actor,
+        obj=application,
+        action="document.uploaded",
+        data={"document": document.pk, "kind": kind},
+    )
+    return document
+
+
+def _submit_errors(application: Application) -> dict:
+    applicant = application.applicant
+    errors = {}
+    missing = [f for f in PROFILE_REQUIRED_FOR_SUBMIT if not getattr(applicant, f)]
+    for field in missing:
+        errors[f"profile.{field}"] = ValidationError(
+            "Complete this profile field before submitting.", code="profile_incomplete"
+        )
+    if not applicant.consent_data_checks:
+        errors["profile.consent_data_checks"] = ValidationError(
+            "Consent to the eligibility and duplicate-benefit checks is required to submit.",
+            code="consent_required",
+        )
+    training = {
+        "course_name": application.course_name,
+        "institution": application.institution,
+        "starts_on": application.training_starts_on,
+        "ends_on": application.training_ends_on,
+        "weekly_hours": application.weekly_hours,
+    }
+    if application.round.program.requires_training:
+        errors.update(_training_errors(application.round, training))
+    return errors
+
+
+@transaction.atomic
+def application_submit(*, application: Application, actor) -> Application:
+    """Submit a draft (or resubmit after a documents request) for screening."""
+    application = _lock_application(application)
+    _require_transition(application.submit, actor, action="submit")
+    if application.status == Application.Status.DRAFT and not round_accepts_applications(
+        application.round
+    ):
+        raise ValidationError(
+            {"round": ValidationError("This round is not open for applications.", "round_not_open")}
+        )
+    errors = _submit_errors(application)
+    if errors:
+        raise ValidationError(errors)
+    from_state = application.status
+    application.submit()
+    application.submitted_at = timezone.now()
+    application.save()
+    audit_record(
+        actor=actor,
+        obj=application,
+        action="application.submitted",
+        from_state=from_state,
+        to_state=application.status,
+    )
+    return application
+
+
+@transaction.atomic
+def application_withdraw(*, application: Application, actor, reason: str = "") -> Application:
+    """Withdraw an application at any stage before payment."""
+    return _application_transition(
+        application, actor, transition="withdraw", action="application.withdrawn", reason=reason
+    )
+
+
+def _application_transition(
+    application: Application, actor, *, transition: str, action: str, reason: str = ""
+) -> Application:
+    application = _lock_application(application)
+    method = getattr(application, transition)
+    _require_transition(method, actor, action=transition.replace("_", " "))
+    from_state = application.status
+    method()
+    if transition in ("approve", "reject"):
+        application.decision_reason = reason
+        application.decided_at = timezone.now()
+    application.save()
+    audit_record(
+        actor=actor,
+        obj=application,
+        action=action,
+        from_state=from_state,
+        to_state=application.status,
+        reason=reason,
+    )
+    return application
+
+
+@transaction.atomic
+def application_screening_start(*, application: Application) -> Application:
+    """Move a submitted application into screening (a system action)."""
+    return _application_transition(
+        application, None, transition="start_screening", action="application.screening_started"
+    )
+
+
+@transaction.atomic
+def application_screening_finish(*, application: Application) -> Application:
+    """Hand a screened application to the caseworkers (a system action)."""
+    return _application_transition(
+        application, None, transition="finish_screening", action="application.screened"
+    )
+
+
+def _required_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": ValidationError("A reason is required.", "required")})
+    return reason
+
+
+@transaction.atomic
+def application_approve(*, application: Application, actor, reason: str = "") -> Application:
+    """Approve an application under review."""
+    return _application_transition(
+        application, actor, transition="approve", action="application.approved", reason=reason
+    )
+
+
+@transaction.atomic
+def application_reject(*, application: Application, actor, reason: str) -> Application:
+    """Reject an application, with the reason the citizen will read."""
+    reason = _required_reason(reason)
+    return _application_transition(
+        application, actor, transition="reject", action="application.rejected", reason=reason
+    )
+
+
+@transaction.atomic
+def application_request_documents(*, application: Application, actor, reason: str) -> Application:
+    """Ask the citizen for documents; they can then edit and resubmit."""
+    reason = _required_reason(reason)
+    return _application_transition(
+        application,
+        actor,
+        transition="request_documents",
+        action="application.documents_requested",
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def application_place(*, application: Application, actor, selected: bool) -> Application:
+    """Select an approved application, or put it on the waitlist."""
+    return _application_transition(
+        application,
+        actor,
+        transition="select" if selected else "waitlist",
+        action="application.selected" if selected else "application.waitlisted",
+    )
+
+
+# Rounds.
+
+
+def _round_transition(round_: Round, actor, *, transition: str, reason: str = "") -> Round:
+    round_ = Round.objects.select_for_update().get(pk=round_.pk)
+    method = getattr(round_, transition)
+    _require_transition(method, actor, action=f"{transition} the round")
+    from_state = round_.status
+    method()
+    round_.save()
+    audit_record(
+        actor=actor,
+        obj=round_,
+        action=f"round.{transition}",
+        from_state=from_state,
+        to_state=round_.status,
+        reason=reason,
+    )
+    return round_
+
+
+@transaction.atomic
+def round_open(*, round_: Round, actor) -> Round:
+    """Open a draft round for applications."""
+    return _round_transition(round_, actor, transition="open")
+
+
+@transaction.atomic
+def round_close(*, round_: Round, actor) -> Round:
+    """Close a round to new applications."""
+    return _round_transition(round_, actor, transition="close")
+
+
+def applicant_for_user(user) -> Applicant:
+    """Return the user's applicant profile, creating an empty one for older accounts."""
+    applicant, _ = Applicant.objects.get_or_create(user=user, defaults={"email": user.email})
+    return applicant

@@ -1,0 +1,160 @@
+"""Personal data at rest: AES-256-GCM tokens under a rotatable key ring, and blind indexes."""
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from core.rrn import normalize_rrn
+
+VERSION = "v1"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+_B64URL_RE = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+class DecryptionError(Exception):
+    """A token could not be decrypted; the message never carries data or keys."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    active_kid: str
+    keys: dict[str, AESGCM]
+
+
+def _b64decode(text: str) -> bytes:
+    if not _B64URL_RE.fullmatch(text):
+        raise ValueError("not base64url")
+    text = text.rstrip("=")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_key_ring(raw: str) -> KeyRing:
+    keys: dict[str, AESGCM] = {}
+    for position, entry in enumerate(raw.split(","), start=1):
+        kid, sep, encoded = entry.strip().partition(":")
+        if not sep or not _KID_RE.fullmatch(kid):
+            raise ImproperlyConfigured(
+                f"BAEUM_ENCRYPTION_KEYS entry {position} must be 'kid:base64urlkey'."
+            )
+        if kid in keys:
+            raise ImproperlyConfigured(f"BAEUM_ENCRYPTION_KEYS lists key id {kid!r} twice.")
+        try:
+            key = _b64decode(encoded.strip())
+        except (ValueError, binascii.Error):
+            key = b""
+        if len(key) != 32:
+            raise ImproperlyConfigured(
+                f"BAEUM_ENCRYPTION_KEYS key {kid!r} must be 32 bytes in base64url."
+            )
+        keys[kid] = AESGCM(key)
+    return KeyRing(active_kid=next(iter(keys)), keys=keys)
+
+
+def _key_ring() -> KeyRing:
+    raw = getattr(settings, "BAEUM_ENCRYPTION_KEYS", "")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ImproperlyConfigured("BAEUM_ENCRYPTION_KEYS is empty.")
+    return _parse_key_ring(raw)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_hmac_key(raw: str) -> bytes:
+    try:
+        key = _b64decode(raw.strip())
+    except (ValueError, binascii.Error):
+        raise ImproperlyConfigured("BAEUM_HMAC_KEY must be base64url.") from None
+    if len(key) < 32:
+        raise ImproperlyConfigured("BAEUM_HMAC_KEY must decode to at least 32 bytes.")
+    return key
+
+
+def _hmac_hex(message: str) -> str:
+    raw = getattr(settings, "BAEUM_HMAC_KEY", "")
+    if not isinstance(raw, str) or not raw.strip():
+        raise ImproperlyConfigured("BAEUM_HMAC_KEY is empty.")
+    return hmac.new(_parse_hmac_key(raw), message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _aad(purpose: str) -> bytes:
+    if not purpose:
+        raise ValueError("purpose must be a non-empty string")
+    return purpose.encode("utf-8")
+
+
+def _split(token: str) -> tuple[str, bytes]:
+    if not isinstance(token, str):
+        raise DecryptionError("Encrypted value is not a text token.")
+    parts = token.split(":")
+    if len(parts) != 3 or parts[0] != VERSION or not parts[1]:
+        raise DecryptionError("Encrypted value is not a v1 token.")
+    try:
+        blob = _b64decode(parts[2])
+    except (ValueError, binascii.Error):
+        raise DecryptionError("Encrypted value is not valid base64url.") from None
+    if len(blob) < _NONCE_BYTES + _TAG_BYTES:
+        raise DecryptionError("Encrypted value is too short.")
+    return parts[1], blob
+
+
+def encrypt(plaintext: str, *, purpose: str) -> str:
+    """Encrypt text under the active key, bound to its purpose."""
+    ring = _key_ring()
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = ring.keys[ring.active_kid].encrypt(nonce, plaintext.encode("utf-8"), _aad(purpose))
+    return f"{VERSION}:{ring.active_kid}:{_b64encode(nonce + sealed)}"
+
+
+def decrypt(token: str, *, purpose: str) -> str:
+    """Decrypt a token made by encrypt() for the same purpose, or raise DecryptionError."""
+    kid, blob = _split(token)
+    aesgcm = _key_ring().keys.get(kid)
+    if aesgcm is None:
+        raise DecryptionError("Encrypted value uses a key id that is not configured.")
+    try:
+        plain = aesgcm.decrypt(blob[:_NONCE_BYTES], blob[_NONCE_BYTES:], _aad(purpose))
+        return plain.decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise DecryptionError(
+            "Encrypted value failed authentication (tampered, wrong key or wrong purpose)."
+        ) from None
+
+
+def key_id_of(token: str) -> str:
+    """Return the id of the key a token was encrypted with."""
+    return _split(token)[0]
+
+
+def needs_rotation(token: str) -> bool:
+    """Tell whether a token was encrypted under a key other than the active one."""
+    return key_id_of(token) != _key_ring().active_kid
+
+
+def rrn_hmac(rrn: str) -> str:
+    """Return the hex HMAC-SHA-256 of the 13-digit RRN, as registries compute it."""
+    number = normalize_rrn(rrn)
+    if len(number) != 13 or not number.isascii() or not number.isdigit():
+        raise ValueError("rrn_hmac needs a 13-digit resident registration number")
+    return _hmac_hex(number)
+
+
+def account_fingerprint(bank_code: str, account_number: str) -> str:
+    """Return the hex HMAC that identifies one bank account across applicants."""
+    digits = account_number.replace("-", "").replace(" ", "")
+    return _hmac_hex(f"account:{bank_code}:{digits}")

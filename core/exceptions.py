@@ -1,0 +1,31 @@
+"""Domain errors that services raise and the API turns into 4xx responses."""
+
+
+class DomainError(Exception):
+    """A refused action, with a stable code and a message fit for the user."""
+
+    status_code = 400
+    default_code = "invalid"
+    field = None
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        if field is not None:
+            self.field = field
+
+
+class InvalidTransition(DomainError):
+    """The object is not in a state that allows this action."""
+
+    status_code = 409
+    default_code = "invalid_transition"
+    field = "status"
+
+
+class Conflict(DomainError):
+    """The action collides with another one (a concurrent change, a duplicate)."""
+
+    status_code = 409
+    default_code = "conflict"

@@ -1,0 +1,121 @@
+"""Document uploads: PDF, PNG or JPEG by content, at most 10 MB, stored outside the web root."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from benefits import services
+from benefits.models import Document
+from tests.factories import ApplicationFactory
+
+pytestmark = pytest.mark.django_db
+
+PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120
+
+
+def upload(client, application, content: bytes, name="proof.pdf", kind="income_proof"):
+    return client.post(
+        f"/api/v1/applications/{application.pk}/documents/",
+        {"kind": kind, "file": SimpleUploadedFile(name, content)},
+        format="multipart",
+    )
+
+
+def errors(response) -> dict:
+    return {e["attr"]: e["code"] for e in response.json()["errors"]}
+
+
+@pytest.fixture
+def draft(citizen):
+    return ApplicationFactory(applicant=citizen.applicant)
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "mime"),
+    [
+        (PDF, "proof.pdf", "application/pdf"),
+        (PNG, "scan.png", "image/png"),
+        (JPEG, "p.jpeg", "image/jpeg"),
+    ],
+)
+def test_upload_accepted_by_content(citizen, draft, content, name, mime):
+    response = upload(citizen, draft, content, name=name)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["content_type"] == mime and body["size"] == len(content)
+    document = Document.objects.get()
+    stored = Path(document.file.path)
+    assert stored.read_bytes() == content
+    assert name not in stored.name  # the citizen's file name never reaches the disk
+    assert not str(stored).startswith(str(settings.STATIC_ROOT))
+    detail = citizen.get(f"/api/v1/applications/{draft.pk}/").json()
+    assert [d["id"] for d in detail["documents"]] == [document.pk]
+
+
+def test_a_png_named_pdf_is_stored_as_what_it_is(citizen, draft):
+    response = upload(citizen, draft, PNG, name="looks-like.pdf")
+    assert response.status_code == 201
+    assert response.json()["content_type"] == "image/png"
+
+
+def test_executable_renamed_pdf_is_refused(citizen, draft):
+    response = upload(citizen, draft, ELF, name="invoice.pdf")
+    assert response.status_code == 400
+    assert errors(response) == {"file": "unsupported_file_type"}
+    assert not Document.objects.exists()
+
+
+def test_eleven_megabyte_file_is_refused(citizen, draft):
+    big = PDF + b"0" * (11 * 1024 * 1024)
+    response = upload(citizen, draft, big)
+    assert response.status_code == 400
+    assert errors(response) == {"file": "file_too_large"}
+    assert not Document.objects.exists()
+
+
+def test_exactly_ten_megabytes_is_accepted(citizen, draft):
+    content = PDF + b"0" * (10 * 1024 * 1024 - len(PDF))
+    assert upload(citizen, draft, content).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"kind": "income_proof"}, {"file": "required"}),
+        ({"file": io.BytesIO(PDF)}, {"kind": "required"}),
+        ({"kind": "selfie", "file": io.BytesIO(PDF)}, {"kind": "invalid_choice"}),
+    ],
+)
+def test_missing_or_wrong_fields(citizen, draft, data, expected):
+    if "file" in data:
+        data["file"] = SimpleUploadedFile("a.pdf", data["file"].getvalue())
+    response = citizen.post(f"/api/v1/applications/{draft.pk}/documents/", data, format="multipart")
+    assert response.status_code == 400
+    assert errors(response) == expected
+
+
+def test_empty_file_is_refused(citizen, draft):
+    response = upload(citizen, draft, b"")
+    assert response.status_code == 400
+    assert errors(response) == {"file": "empty"}
+
+
+def test_upload_after_submit_is_refused(citizen, draft):
+    services.application_submit(application=draft, actor=citizen.applicant.user)
+    response = upload(citizen, draft, PDF)
+    assert response.status_code == 409
+    assert errors(response) == {"status": "not_editable"}
+    assert not Document.objects.exists()
+
+
+def test_json_upload_is_unsupported_media_type(citizen, draft):
+    response = citizen.post(
+        f"/api/v1/applications/{draft.pk}/documents/", {"kind": "other"}, format="json"
+    )
+    assert response.status_code == 415
