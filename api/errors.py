@@ -1,5 +1,10 @@
 """One JSON error format for the whole API, including Django's 404 and 500 under /api/."""
 
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
 from django.views import defaults
@@ -20,8 +25,18 @@ def field_error(field: str | None, message: str, code: str, status: int = 400):
     return exc
 
 
+class RequestTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "request_too_large"
+
+
 class BaeumExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, RequestDataTooBig):
+            return RequestTooLarge()
+        if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+            return exceptions.ParseError("The request has too many fields or files.")
         if isinstance(exc, DjangoValidationError):
             detail = get_error_detail(exc)
             if not isinstance(detail, dict):

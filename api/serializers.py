@@ -253,6 +253,18 @@ class TrainingSerializer(StrictSerializer):
 
     def validate(self, attrs):
         starts, ends = attrs.get("starts_on"), attrs.get("ends_on")
+        for name in ("starts_on", "ends_on"):
+            day = attrs.get(name)
+            if day and not 2000 <= day.year <= 2100:
+                raise serializers.ValidationError(
+                    {
+                        name: [
+                            serializers.ErrorDetail(
+                                "Enter a date between 2000 and 2100.", "out_of_range"
+                            )
+                        ]
+                    }
+                )
         if starts and ends and ends < starts:
             raise serializers.ValidationError(
                 {

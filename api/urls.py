@@ -1,8 +1,23 @@
-from django.urls import path
+from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from api import views
+
+
+class IdConverter:
+    """A database id: digits that fit a 64-bit integer; anything longer is simply not found."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 router = SimpleRouter(trailing_slash=True)
 router.register("rounds", views.RoundViewSet, basename="round")
@@ -12,21 +27,21 @@ urlpatterns = [
     path("auth/token/", views.AuthTokenApi.as_view(), name="auth-token"),
     path("auth/register/", views.CitizenRegisterApi.as_view(), name="auth-register"),
     path("programs/", views.ProgramListApi.as_view(), name="program-list"),
-    path("rounds/<int:pk>/open/", views.RoundOpenApi.as_view(), name="round-open"),
-    path("rounds/<int:pk>/close/", views.RoundCloseApi.as_view(), name="round-close"),
+    path("rounds/<id:pk>/open/", views.RoundOpenApi.as_view(), name="round-open"),
+    path("rounds/<id:pk>/close/", views.RoundCloseApi.as_view(), name="round-close"),
     path("me/profile/", views.ProfileApi.as_view(), name="profile"),
     path(
-        "applications/<int:pk>/documents/",
+        "applications/<id:pk>/documents/",
         views.ApplicationDocumentCreateApi.as_view(),
         name="application-documents",
     ),
     path(
-        "applications/<int:pk>/submit/",
+        "applications/<id:pk>/submit/",
         views.ApplicationSubmitApi.as_view(),
         name="application-submit",
     ),
     path(
-        "applications/<int:pk>/withdraw/",
+        "applications/<id:pk>/withdraw/",
         views.ApplicationWithdrawApi.as_view(),
         name="application-withdraw",
     ),

@@ -85,9 +85,15 @@ class ProgramListApi(generics.ListAPIView):
         return selectors.program_list_with_open_rounds()
 
 
+MAX_ID = 2**63 - 1
+
+
 class RoundFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Round.Status.choices)
-    program = filters.CharFilter(method="filter_program", help_text="program id or code")
+    program = filters.CharFilter(
+        method="filter_program", max_length=32, help_text="program id or code"
+    )
+    year = filters.NumberFilter(min_value=2000, max_value=2100)
 
     class Meta:
         model = Round
@@ -95,7 +101,7 @@ class RoundFilter(filters.FilterSet):
 
     def filter_program(self, queryset, name, value):
         if value.isdigit():
-            return queryset.filter(program_id=int(value))
+            return queryset.filter(program_id=min(int(value), MAX_ID))
         return queryset.filter(program__code=value.upper())
 
 
@@ -103,6 +109,7 @@ class RoundViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [AllowAny]
     serializer_class = s.RoundSerializer
     filterset_class = RoundFilter
+    lookup_value_regex = "[0-9]{1,18}"
 
     def get_queryset(self):
         return selectors.round_list_for_user(user=self.request.user)
@@ -160,6 +167,7 @@ class ProfileApi(APIView):
 
 class ApplicationFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Application.Status.choices)
+    round = filters.NumberFilter(field_name="round_id", min_value=1, max_value=MAX_ID)
 
     class Meta:
         model = Application
@@ -172,6 +180,7 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     permission_classes = [IsCitizen]
     serializer_class = s.ApplicationSerializer
     filterset_class = ApplicationFilter
+    lookup_value_regex = "[0-9]{1,18}"
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):

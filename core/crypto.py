@@ -141,6 +141,11 @@ def key_id_of(token: str) -> str:
     return _split(token)[0]
 
 
+def active_key_id() -> str:
+    """Return the id of the key that encrypts new values."""
+    return _key_ring().active_kid
+
+
 def needs_rotation(token: str) -> bool:
     """Tell whether a token was encrypted under a key other than the active one."""
     return key_id_of(token) != _key_ring().active_kid
