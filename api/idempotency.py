@@ -8,6 +8,7 @@ replay never returns a response whose effects were rolled back.
 import hashlib
 import json
 import re
+from contextlib import nullcontext
 from functools import wraps
 
 from django.conf import settings
@@ -50,21 +51,32 @@ def request_fingerprint(request) -> str:
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
+def _claim(*, user, key: str, fingerprint: str, now) -> IdempotencyKey | None:
+    """Insert the key row; None when it exists already."""
+    # Outside a transaction the INSERT autocommits: one round trip in the common case.
+    guard = transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+    try:
+        with guard:
+            return IdempotencyKey.objects.create(
+                user=user, key=key, fingerprint=fingerprint, created_at=now
+            )
+    except IntegrityError:
+        return None
+
+
 def idempotency_begin(*, user, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:
     """Claim the key; return (record, True) when a finished response should be replayed."""
     now = timezone.now()
+    record = _claim(user=user, key=key, fingerprint=fingerprint, now=now)
+    if record is not None:
+        return record, False
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                return (
-                    IdempotencyKey.objects.create(
-                        user=user, key=key, fingerprint=fingerprint, created_at=now
-                    ),
-                    False,
-                )
-        except IntegrityError:
-            pass
-        record = IdempotencyKey.objects.select_for_update().get(user=user, key=key)
+        record = IdempotencyKey.objects.select_for_update().filter(user=user, key=key).first()
+        if record is None:  # the first attempt failed and released the key meanwhile
+            record = IdempotencyKey.objects.create(
+                user=user, key=key, fingerprint=fingerprint, created_at=now
+            )
+            return record, False
         if record.created_at <= now - settings.BAEUM_IDEMPOTENCY_TTL:
             record.fingerprint = fingerprint
             record.state = IdempotencyKey.State.RUNNING

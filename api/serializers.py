@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import get_error_detail
 
@@ -287,11 +288,14 @@ class TrainingOutputSerializer(serializers.Serializer):
     weekly_hours = serializers.IntegerField()
 
 
-class DocumentSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Document
-        fields = ["id", "kind", "original_name", "content_type", "size", "sha256", "uploaded_at"]
-        read_only_fields = fields
+class DocumentSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    kind = serializers.ChoiceField(choices=Document.Kind.choices, read_only=True)
+    original_name = serializers.CharField(read_only=True)
+    content_type = serializers.CharField(read_only=True)
+    size = serializers.IntegerField(read_only=True)
+    sha256 = serializers.CharField(read_only=True)
+    uploaded_at = serializers.DateTimeField(read_only=True)
 
 
 class DocumentUploadSerializer(StrictSerializer):
@@ -299,35 +303,46 @@ class DocumentUploadSerializer(StrictSerializer):
     file = serializers.FileField(allow_empty_file=False, max_length=255)
 
 
-class ApplicationSerializer(serializers.ModelSerializer):
-    round = serializers.PrimaryKeyRelatedField(read_only=True)
+class PaymentOutputSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    amount = serializers.IntegerField()
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class ApplicationSerializer(serializers.Serializer):
+    """The citizen's view of an application (a plain Serializer: it is on the hot path)."""
+
+    id = serializers.IntegerField(read_only=True)
+    round = serializers.IntegerField(source="round_id", read_only=True)
     program = serializers.CharField(source="round.program.code", read_only=True)
+    status = serializers.ChoiceField(choices=Application.Status.choices, read_only=True)
+    income_category = serializers.ChoiceField(
+        choices=Application.IncomeCategory.choices, read_only=True
+    )
     training = serializers.SerializerMethodField()
     documents = DocumentSerializer(many=True, read_only=True)
+    decision_reason = serializers.CharField(read_only=True)
     payments = serializers.SerializerMethodField()
+    submitted_at = serializers.DateTimeField(read_only=True)
+    decided_at = serializers.DateTimeField(read_only=True)
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
 
-    class Meta:
-        model = Application
-        fields = [
-            "id",
-            "round",
-            "program",
-            "status",
-            "income_category",
-            "training",
-            "documents",
-            "decision_reason",
-            "payments",
-            "submitted_at",
-            "decided_at",
-            "created_at",
-            "updated_at",
-        ]
-        read_only_fields = fields
-
+    @extend_schema_field(TrainingOutputSerializer(allow_null=True))
     def get_training(self, obj) -> dict | None:
-        return TrainingOutputSerializer(obj).data if obj.has_training else None
+        if not obj.has_training:
+            return None
+        starts, ends = obj.training_starts_on, obj.training_ends_on
+        return {
+            "course_id": obj.course_id,
+            "course_name": obj.course_name,
+            "institution": obj.institution,
+            "starts_on": starts.isoformat() if starts else None,
+            "ends_on": ends.isoformat() if ends else None,
+            "weekly_hours": obj.weekly_hours,
+        }
 
+    @extend_schema_field(PaymentOutputSerializer(many=True))
     def get_payments(self, obj) -> list:
         # Payments arrive with disbursement batches; until then there are none.
         return []

@@ -204,7 +204,9 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             income_category=data.validated_data["income_category"],
             training=data.validated_data.get("training"),
         )
-        return Response(self._render(application), status=status.HTTP_201_CREATED)
+        # A new application has no documents yet: render it without reading it back.
+        application._prefetched_objects_cache = {"documents": application.documents.none()}
+        return Response(s.ApplicationSerializer(application).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.ApplicationUpdateSerializer, responses={200: s.ApplicationSerializer})
     def partial_update(self, request, pk=None):
@@ -214,10 +216,8 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         application = services.application_update(
             application=application, actor=request.user, data=data.validated_data
         )
-        return Response(self._render(application))
-
-    def _render(self, application):
-        return s.ApplicationSerializer(self.get_queryset().get(pk=application.pk)).data
+        application = selectors.application_with_documents(application)
+        return Response(s.ApplicationSerializer(application).data)
 
 
 class ApplicationDocumentCreateApi(APIView):
@@ -231,8 +231,8 @@ class ApplicationDocumentCreateApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        application = get_object_or_404(
-            selectors.application_list_for_citizen(user=request.user), pk=pk
+        application = selectors.application_get_for_citizen(
+            applicant=services.applicant_for_user(request.user), pk=pk
         )
         data = s.DocumentUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -254,12 +254,14 @@ class _ApplicationTransitionApi(APIView):
     )
     @idempotent
     def post(self, request, pk: int):
-        queryset = selectors.application_list_for_citizen(user=request.user)
-        application = get_object_or_404(queryset, pk=pk)
+        application = selectors.application_get_for_citizen(
+            applicant=services.applicant_for_user(request.user), pk=pk
+        )
         data = self.input_serializer(data=request.data or {})
         data.is_valid(raise_exception=True)
         application = self.perform(application, request.user, data.validated_data)
-        return Response(s.ApplicationSerializer(queryset.get(pk=application.pk)).data)
+        application = selectors.application_with_documents(application)
+        return Response(s.ApplicationSerializer(application).data)
 
 
 class ApplicationSubmitApi(_ApplicationTransitionApi):

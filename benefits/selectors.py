@@ -1,6 +1,7 @@
 """Reads on programs, rounds and applications, scoped to who is asking."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.shortcuts import get_object_or_404
 
 from benefits.models import Application, Program, Round
 from core.roles import Role, user_has_role
@@ -31,3 +32,15 @@ def application_list_for_citizen(*, user) -> QuerySet[Application]:
         .select_related("round__program")
         .prefetch_related("documents")
     )
+
+
+def application_get_for_citizen(*, applicant, pk: int) -> Application:
+    """The citizen's own application, or 404 as if no other existed."""
+    # Not .only(): the FSM mixin reads the status on load, which would cost a second query.
+    return get_object_or_404(Application, pk=pk, applicant=applicant)
+
+
+def application_with_documents(application: Application) -> Application:
+    """Load the documents an application's API representation lists."""
+    prefetch_related_objects([application], "documents")
+    return application

@@ -70,11 +70,13 @@ def _state_message(obj, action: str) -> str:
 @transaction.atomic
 def citizen_register(*, username: str, password: str, email: str) -> User:
     """Create a citizen account with an empty applicant profile."""
+    taken = ValidationError({"username": ValidationError("This username is taken.", code="unique")})
     if User.objects.filter(username__iexact=username).exists():
-        raise ValidationError(
-            {"username": ValidationError("This username is taken.", code="unique")}
-        )
-    user = User.objects.create_user(username=username, password=password, email=email)
+        raise taken
+    try:
+        user = User.objects.create_user(username=username, password=password, email=email)
+    except IntegrityError as exc:  # registered by a concurrent request a moment ago
+        raise taken from exc
     user.groups.add(Group.objects.get(name=Role.CITIZEN))
     applicant = Applicant.objects.create(user=user, email=email)
     audit_record(actor=user, obj=applicant, action="citizen.registered")
@@ -133,7 +135,7 @@ def applicant_profile_update(*, applicant: Applicant, actor, data: dict) -> Appl
     if not changed:
         return applicant
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the unique blind index decides
             applicant.save()
     except IntegrityError as exc:
         raise ValidationError(
@@ -208,15 +210,11 @@ def application_create(
     errors = _training_errors(round_, training)
     if errors:
         raise ValidationError(errors)
-    live = Application.objects.filter(applicant=applicant, round=round_).exclude(
-        status=Application.Status.WITHDRAWN
-    )
-    if live.exists():
-        raise _already_applied()
     application = Application(applicant=applicant, round=round_, income_category=income_category)
     _apply_training(application, training)
     try:
-        # The partial unique index decides when two creates race past the check above.
+        # The partial unique index is the only check, so it also decides two concurrent
+        # creates; the savepoint keeps a caller's transaction usable after the refusal.
         with transaction.atomic():
             application.save()
     except IntegrityError as exc:
@@ -369,7 +367,7 @@ def application_submit(*, application: Application, actor) -> Application:
     from_state = application.status
     application.submit()
     application.submitted_at = timezone.now()
-    application.save()
+    application.save(update_fields=["status", "submitted_at", "updated_at"])
     audit_record(
         actor=actor,
         obj=application,
@@ -396,10 +394,12 @@ def _application_transition(
     _require_transition(method, actor, action=transition.replace("_", " "))
     from_state = application.status
     method()
+    fields = ["status", "updated_at"]
     if transition in ("approve", "reject"):
         application.decision_reason = reason
         application.decided_at = timezone.now()
-    application.save()
+        fields += ["decision_reason", "decided_at"]
+    application.save(update_fields=fields)
     audit_record(
         actor=actor,
         obj=application,
@@ -510,5 +510,8 @@ def round_close(*, round_: Round, actor) -> Round:
 
 def applicant_for_user(user) -> Applicant:
     """Return the user's applicant profile, creating an empty one for older accounts."""
-    applicant, _ = Applicant.objects.get_or_create(user=user, defaults={"email": user.email})
-    return applicant
+    try:
+        return user.applicant  # loaded with the token, usually
+    except Applicant.DoesNotExist:
+        applicant, _ = Applicant.objects.get_or_create(user=user, defaults={"email": user.email})
+        return applicant

@@ -67,12 +67,29 @@ def ensure_roles() -> None:
         group.permissions.set(_permissions(names))
 
 
-def user_has_role(user, *roles: str) -> bool:
-    """Tell whether the user is in one of the roles; memoized on the user for the request."""
-    if not user or not user.is_authenticated:
-        return False
+def user_roles(user) -> frozenset[str]:
+    """Return the user's roles, memoized on the user object for the request.
+
+    The same query fills the group-permission cache that Django's ModelBackend reads,
+    so a later has_perm() (the FSM transition permissions) needs no query of its own.
+    """
     cached = getattr(user, "_baeum_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))
+        rows = list(
+            user.groups.values_list(
+                "name", "permissions__content_type__app_label", "permissions__codename"
+            )
+        )
+        cached = frozenset(name for name, _, _ in rows)
         user._baeum_roles = cached
-    return any(role in cached for role in roles)
+        if not hasattr(user, "_group_perm_cache"):
+            user._group_perm_cache = {f"{app}.{code}" for _, app, code in rows if code}
+    return cached
+
+
+def user_has_role(user, *roles: str) -> bool:
+    """Tell whether the user is in one of the roles."""
+    if not user or not user.is_authenticated:
+        return False
+    held = user_roles(user)
+    return any(role in held for role in roles)
