@@ -12,6 +12,7 @@ Uses (and recreates) the database in BENCH_DATABASE_URL
 
 import argparse
 import http.client
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -20,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -249,6 +250,54 @@ def run_mode(mode, port, round_id, token_slices, seconds, warmup):
     }
 
 
+def server_cost(round_id: int, tokens: list[tuple[str, int]], n: int = 200) -> dict:
+    """Milliseconds of server work per request, in-process with one client: no load generator."""
+    os.environ["BAEUM_BENCH_ENDPOINTS"] = "1"
+    from django.conf import settings
+    from django.test import Client
+    from django.urls import clear_url_caches
+
+    settings.BAEUM_BENCH_ENDPOINTS = True
+    import config.urls
+
+    importlib.reload(config.urls)
+    clear_url_caches()
+    client = Client()
+    body = json.dumps({"round": round_id, "income_category": "near_poor", "training": TRAINING})
+    bare_body = json.dumps({"round": round_id, "income_category": "near_poor", **TRAINING})
+
+    def post(path, token, data="{}", **headers):
+        response = client.post(
+            path,
+            data=data,
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {token}",
+            **headers,
+        )
+        assert response.status_code in (200, 201), response.content
+        return response
+
+    timings = {}
+    started = time.perf_counter()
+    for token, _ in tokens[:n]:
+        post("/bench/bare/", token, bare_body)
+    timings["bare"] = (time.perf_counter() - started) / n * 1000
+    ids = []
+    started = time.perf_counter()
+    for i, (token, _) in enumerate(tokens[:n]):
+        ids.append(
+            post("/api/v1/applications/", token, body, HTTP_IDEMPOTENCY_KEY=f"cost-{i}").json()[
+                "id"
+            ]
+        )
+    timings["create"] = (time.perf_counter() - started) / n * 1000
+    started = time.perf_counter()
+    for (token, _), app_id in zip(tokens[:n], ids, strict=True):
+        post(f"/api/v1/applications/{app_id}/submit/", token)
+    timings["submit"] = (time.perf_counter() - started) / n * 1000
+    return timings
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
@@ -277,10 +326,13 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # Tokens no load phase reached: their applicants have no application yet.
+    cost = server_cost(round_id, intake_tokens[-400:])
 
     ratio = intake["rps"] / bare["rps"]
+    cost_ratio = cost["bare"] / ((cost["create"] + cost["submit"]) / 2)
     lines = [
-        f"### Intake throughput — {datetime.now():%Y-%m-%d %H:%M}",
+        f"### Intake throughput — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `.venv/bin/python bench/intake.py --seconds {args.seconds:g} "
         f"--clients {args.clients}`  ",
@@ -303,6 +355,10 @@ def main():
         "",
         f"Ratio intake/bare requests/s: **{ratio:.2f}** (target ≥ 0.50); intake p99 "
         f"{intake['p99_ms']:.1f} ms (target < 100 ms); applications/s: {intake['rps'] / 2:.0f}.",
+        "",
+        f"Server work per request, in-process, one client (no load generator sharing the "
+        f"2 cores): bare {cost['bare']:.2f} ms, create {cost['create']:.2f} ms, submit "
+        f"{cost['submit']:.2f} ms; bare/intake ratio **{cost_ratio:.2f}**.",
         "",
     ]
     text = "\n".join(lines)
