@@ -364,3 +364,46 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
+
+
+class Notification(models.Model):
+    """The outbox: one message to a citizen, sent by a Celery task after the commit."""
+
+    class Kind(models.TextChoices):
+        SUBMITTED = "submitted"
+        DOCUMENTS_REQUESTED = "documents_requested"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        SELECTED = "selected"
+        WAITLISTED = "waitlisted"
+        PAID = "paid"
+        PAYMENT_FAILED = "payment_failed"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notifications"
+    )
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # Names the event, so that enqueueing the same event twice makes one message.
+    dedupe_key = models.CharField(max_length=120, unique=True)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to user #{self.user_id} ({self.status})"
