@@ -1,4 +1,4 @@
-from django.urls import path, register_converter
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
@@ -45,6 +45,8 @@ urlpatterns = [
         views.ApplicationWithdrawApi.as_view(),
         name="application-withdraw",
     ),
+    path("", include("api.review")),
+    path("", include("api.registries")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/baeum_bench"
+BENCH_BROKER = "redis://127.0.0.1:6379/14"
 TRAINING = {
     "course_id": "AIG20260001",
     "course_name": "빅데이터 분석 실무",
@@ -259,6 +260,11 @@ def server_cost(round_id: int, tokens: list[tuple[str, int]], n: int = 200) -> d
 
     settings.BAEUM_BENCH_ENDPOINTS = True
     import config.urls
+    from config.celery import app
+
+    # As under gunicorn: tasks go to the broker, not inline.
+    app.conf.task_always_eager = False
+    app.conf.broker_url = BENCH_BROKER
 
     importlib.reload(config.urls)
     clear_url_caches()
@@ -295,6 +301,7 @@ def server_cost(round_id: int, tokens: list[tuple[str, int]], n: int = 200) -> d
     for (token, _), app_id in zip(tokens[:n], ids, strict=True):
         post(f"/api/v1/applications/{app_id}/submit/", token)
     timings["submit"] = (time.perf_counter() - started) / n * 1000
+    subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=False, capture_output=True)
     return timings
 
 
@@ -326,6 +333,7 @@ def main():
     finally:
         server.terminate()
         server.wait(timeout=30)
+        subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=False, capture_output=True)
     # Tokens no load phase reached: their applicants have no application yet.
     cost = server_cost(round_id, intake_tokens[-400:])
 

@@ -366,6 +366,9 @@ class Document(models.Model):
         return f"{self.kind} #{self.pk}"
 
 
+DOCUMENT_KIND_CHOICES = Document.Kind.choices
+
+
 class Notification(models.Model):
     """The outbox: one message to a citizen, sent by a Celery task after the commit."""
 

@@ -44,3 +44,21 @@ def application_with_documents(application: Application) -> Application:
     """Load the documents an application's API representation lists."""
     prefetch_related_objects([application], "documents")
     return application
+
+
+def application_list_for_reviewer() -> QuerySet[Application]:
+    """Applications past the draft stage, oldest submission first, with their current screening."""
+    from eligibility.models import ScreeningRun
+
+    current = ScreeningRun.objects.filter(is_current=True)
+    return (
+        Application.objects.exclude(status=Application.Status.DRAFT)
+        .select_related("round__program", "applicant")
+        .prefetch_related(Prefetch("screening_runs", queryset=current, to_attr="current_runs"))
+        .order_by("submitted_at", "id")
+    )
+
+
+def application_get_for_reviewer(*, pk: int) -> Application:
+    """One application with everything the review screen shows."""
+    return get_object_or_404(application_list_for_reviewer().prefetch_related("documents"), pk=pk)

@@ -16,7 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_fsm import can_proceed, has_transition_perm
 
-from benefits.models import Applicant, Application, Document, Round
+from benefits.models import Applicant, Application, Document, Notification, Round
+from benefits.notifications import notification_enqueue
 from core.audit import audit_record
 from core.crypto import account_fingerprint, rrn_hmac
 from core.exceptions import InvalidTransition
@@ -368,14 +369,27 @@ def application_submit(*, application: Application, actor) -> Application:
     application.submit()
     application.submitted_at = timezone.now()
     application.save(update_fields=["status", "submitted_at", "updated_at"])
-    audit_record(
+    event = audit_record(
         actor=actor,
         obj=application,
         action="application.submitted",
         from_state=from_state,
         to_state=application.status,
     )
+    notification_enqueue(
+        application=application, kind=Notification.Kind.SUBMITTED, event_key=str(event.pk)
+    )
+    _screen_after_commit(application)
     return application
+
+
+def _screen_after_commit(application: Application) -> None:
+    from eligibility.screening_tasks import application_screen_task
+
+    # The submission time names this submission, so a retried task screens it once
+    # and a resubmission after a documents request gets a run of its own.
+    trigger = f"submit:{application.submitted_at.isoformat()}"
+    transaction.on_commit(lambda: application_screen_task.delay(application.pk, trigger))
 
 
 @transaction.atomic
@@ -384,6 +398,17 @@ def application_withdraw(*, application: Application, actor, reason: str = "") -
     return _application_transition(
         application, actor, transition="withdraw", action="application.withdrawn", reason=reason
     )
+
+
+# The message the citizen gets after each transition, if any.
+TRANSITION_NOTIFICATIONS = {
+    "request_documents": Notification.Kind.DOCUMENTS_REQUESTED,
+    "approve": Notification.Kind.APPROVED,
+    "reject": Notification.Kind.REJECTED,
+    "select": Notification.Kind.SELECTED,
+    "waitlist": Notification.Kind.WAITLISTED,
+    "promote": Notification.Kind.SELECTED,
+}
 
 
 def _application_transition(
@@ -400,7 +425,7 @@ def _application_transition(
         application.decided_at = timezone.now()
         fields += ["decision_reason", "decided_at"]
     application.save(update_fields=fields)
-    audit_record(
+    event = audit_record(
         actor=actor,
         obj=application,
         action=action,
@@ -408,6 +433,13 @@ def _application_transition(
         to_state=application.status,
         reason=reason,
     )
+    if transition in TRANSITION_NOTIFICATIONS:
+        notification_enqueue(
+            application=application,
+            kind=TRANSITION_NOTIFICATIONS[transition],
+            event_key=str(event.pk),
+            reason=reason,
+        )
     return application
 
 

@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ProgramCodeEnum": "benefits.models.PROGRAM_CODE_CHOICES",
+        "DocumentKindEnum": "benefits.models.DOCUMENT_KIND_CHOICES",
+        "RegistryKindEnum": "eligibility.models.RegistryKind.choices",
         "ValidationErrorEnum": (
             "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices"
         ),
@@ -268,12 +270,22 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Task modules outside the autodiscovered tasks.py files.
+CELERY_IMPORTS = ["eligibility.screening_tasks"]
 CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {
         "task": "api.tasks.idempotency_keys_purge_task",
         "schedule": crontab(minute=17),
     },
+    "notifications-flush": {
+        "task": "benefits.tasks.notifications_flush_task",
+        "schedule": crontab(minute="*/5"),
+    },
 }
+# Where citizen notifications go: a class with send(notification).
+BAEUM_NOTIFICATION_BACKEND = os.environ.get(
+    "BAEUM_NOTIFICATION_BACKEND", "benefits.notifications.ConsoleBackend"
+)
 
 BAEUM_IDEMPOTENCY_TTL = timedelta(hours=env_int("BAEUM_IDEMPOTENCY_TTL_HOURS", 24))
 # A request that started this long ago and never finished is taken to have died.

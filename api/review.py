@@ -1,0 +1,220 @@
+"""The caseworker's review queue, the full application detail, and the decisions."""
+
+from django.db.models import Q
+from django.urls import path
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import generics, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.permissions import IsCaseworker, role_permission
+from api.serializers import DocumentSerializer, ReasonSerializer
+from api.views import MAX_ID
+from benefits import selectors, services
+from benefits.models import Application
+from core.audit import audit_history
+from core.districts import DISTRICT_CHOICES
+from core.roles import Role
+
+CanReadReviews = role_permission(Role.CASEWORKER, Role.AUDITOR)
+FLAGS = ("duplicate", "ineligible", "needs_review", "needs_documents")
+
+
+class ApplicantSummarySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    legal_name = serializers.CharField()
+    rrn = serializers.CharField(source="rrn_masked")
+    birth_date = serializers.DateField()
+    district = serializers.CharField()
+    district_name = serializers.CharField()
+    phone = serializers.CharField()
+    email = serializers.CharField()
+    bank_code = serializers.CharField()
+    account_number = serializers.CharField(source="account_number_masked")
+    account_holder = serializers.CharField()
+    account_changed_at = serializers.DateTimeField()
+
+
+class RuleResultSerializer(serializers.Serializer):
+    rule = serializers.CharField()
+    outcome = serializers.CharField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    message_ko = serializers.CharField(required=False)
+    evidence = serializers.DictField(required=False)
+
+
+class DuplicateSerializer(serializers.Serializer):
+    registry = serializers.CharField()
+    action = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class ScreeningSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    outcome = serializers.CharField()
+    ruleset_version = serializers.CharField()
+    rules = RuleResultSerializer(many=True)
+    duplicates = DuplicateSerializer(many=True)
+    snapshot_ids = serializers.DictField()
+    created_at = serializers.DateTimeField()
+
+
+class HistorySerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", default=None)
+    from_state = serializers.CharField()
+    to_state = serializers.CharField()
+    reason = serializers.CharField()
+
+
+def _current_run(application):
+    runs = getattr(application, "current_runs", None)
+    return runs[0] if runs else None
+
+
+class ReviewListSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    round = serializers.IntegerField(source="round_id")
+    program = serializers.CharField(source="round.program.code")
+    status = serializers.CharField()
+    income_category = serializers.CharField()
+    applicant = serializers.SerializerMethodField()
+    submitted_at = serializers.DateTimeField()
+    screening_outcome = serializers.SerializerMethodField()
+    flags = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField())
+    def get_applicant(self, obj) -> dict:
+        a = obj.applicant
+        return {
+            "id": a.pk,
+            "legal_name": a.legal_name,
+            "district": a.district,
+            "district_name": a.district_name,
+        }
+
+    def get_screening_outcome(self, obj) -> str | None:
+        run = _current_run(obj)
+        return run.outcome if run else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_flags(self, obj) -> list[str]:
+        run = _current_run(obj)
+        flags = []
+        if run and run.duplicate_found:
+            flags.append("duplicate")
+        if run and run.outcome in ("ineligible", "needs_review"):
+            flags.append(run.outcome)
+        if obj.status == Application.Status.NEEDS_DOCUMENTS:
+            flags.append("needs_documents")
+        return flags
+
+
+class ReviewDetailSerializer(ReviewListSerializer):
+    applicant = ApplicantSummarySerializer()
+    training = serializers.SerializerMethodField()
+    documents = DocumentSerializer(many=True)
+    decision_reason = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+    screening = serializers.SerializerMethodField()
+    history = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DictField(allow_null=True))
+    def get_training(self, obj) -> dict | None:
+        from api.serializers import ApplicationSerializer
+
+        return ApplicationSerializer().get_training(obj)
+
+    @extend_schema_field(ScreeningSerializer(allow_null=True))
+    def get_screening(self, obj) -> dict | None:
+        run = _current_run(obj)
+        return ScreeningSerializer(run).data if run else None
+
+    @extend_schema_field(HistorySerializer(many=True))
+    def get_history(self, obj) -> list:
+        return HistorySerializer(audit_history(obj), many=True).data
+
+
+class ReviewFilter(filters.FilterSet):
+    round = filters.NumberFilter(field_name="round_id", min_value=1, max_value=MAX_ID)
+    status = filters.MultipleChoiceFilter(choices=Application.Status.choices)
+    district = filters.ChoiceFilter(field_name="applicant__district", choices=DISTRICT_CHOICES)
+    flag = filters.ChoiceFilter(choices=[(f, f) for f in FLAGS], method="filter_flag")
+
+    class Meta:
+        model = Application
+        fields = ["round", "status", "district", "flag"]
+
+    def filter_flag(self, queryset, name, value):
+        current = Q(screening_runs__is_current=True)
+        if value == "duplicate":
+            return queryset.filter(current, screening_runs__duplicate_found=True)
+        if value in ("ineligible", "needs_review"):
+            return queryset.filter(current, screening_runs__outcome=value)
+        return queryset.filter(status=Application.Status.NEEDS_DOCUMENTS)
+
+
+class ReviewListApi(generics.ListAPIView):
+    """The queue: oldest submission first."""
+
+    permission_classes = [CanReadReviews]
+    serializer_class = ReviewListSerializer
+    filterset_class = ReviewFilter
+
+    def get_queryset(self):
+        return selectors.application_list_for_reviewer()
+
+
+class ReviewDetailApi(APIView):
+    permission_classes = [CanReadReviews]
+
+    @extend_schema(responses={200: ReviewDetailSerializer})
+    def get(self, request, pk: int):
+        application = selectors.application_get_for_reviewer(pk=pk)
+        return Response(ReviewDetailSerializer(application).data)
+
+
+class _DecisionApi(APIView):
+    permission_classes = [IsCaseworker]
+    service = None
+
+    @extend_schema(request=ReasonSerializer, responses={200: ReviewDetailSerializer})
+    def post(self, request, pk: int):
+        application = selectors.application_get_for_reviewer(pk=pk)
+        data = ReasonSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        self.service(
+            application=application,
+            actor=request.user,
+            reason=data.validated_data.get("reason", ""),
+        )
+        application = selectors.application_get_for_reviewer(pk=pk)
+        return Response(ReviewDetailSerializer(application).data)
+
+
+class ReviewApproveApi(_DecisionApi):
+    service = staticmethod(services.application_approve)
+
+
+class ReviewRejectApi(_DecisionApi):
+    service = staticmethod(services.application_reject)
+
+
+class ReviewRequestDocumentsApi(_DecisionApi):
+    service = staticmethod(services.application_request_documents)
+
+
+urlpatterns = [
+    path("review/applications/", ReviewListApi.as_view(), name="review-list"),
+    path("review/applications/<id:pk>/", ReviewDetailApi.as_view(), name="review-detail"),
+    path("review/applications/<id:pk>/approve/", ReviewApproveApi.as_view(), name="review-approve"),
+    path("review/applications/<id:pk>/reject/", ReviewRejectApi.as_view(), name="review-reject"),
+    path(
+        "review/applications/<id:pk>/request-documents/",
+        ReviewRequestDocumentsApi.as_view(),
+        name="review-request-documents",
+    ),
+]

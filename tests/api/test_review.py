@@ -1,0 +1,167 @@
+"""The caseworker's queue, detail and decisions."""
+
+import pytest
+
+from benefits import services
+from benefits.models import Application, Notification
+from core.models import AuditEvent
+from eligibility.models import ScreeningRun
+from tests.factories import ApplicantFactory, ApplicationFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def under_review(**kwargs) -> Application:
+    application = ApplicationFactory(**kwargs)
+    services.application_submit(application=application, actor=application.applicant.user)
+    services.application_screening_start(application=application)
+    return services.application_screening_finish(application=application)
+
+
+def errors(response) -> dict:
+    return {e["attr"]: e["code"] for e in response.json()["errors"]}
+
+
+def test_queue_lists_submitted_work_oldest_first(caseworker):
+    first = under_review()
+    second = under_review()
+    ApplicationFactory()  # a draft is nobody's work yet
+    response = caseworker.get("/api/v1/review/applications/")
+    assert response.status_code == 200
+    assert [a["id"] for a in response.json()["results"]] == [first.pk, second.pk]
+
+
+def test_queue_filters(caseworker):
+    mapo = under_review(applicant=ApplicantFactory(district="11440"))
+    gangnam = under_review(applicant=ApplicantFactory(district="11680"))
+    ScreeningRun.objects.create(
+        application=gangnam,
+        trigger_key="t",
+        ruleset_version="v",
+        outcome="needs_review",
+        duplicate_found=True,
+    )
+
+    def ids(query):
+        response = caseworker.get(f"/api/v1/review/applications/{query}")
+        assert response.status_code == 200, response.json()
+        return [a["id"] for a in response.json()["results"]]
+
+    assert ids("?district=11440") == [mapo.pk]
+    assert ids("?flag=duplicate") == [gangnam.pk]
+    assert ids("?flag=needs_review") == [gangnam.pk]
+    assert ids(f"?round={mapo.round_id}") == [mapo.pk]
+    assert ids("?status=under_review") == [mapo.pk, gangnam.pk]
+    assert caseworker.get("/api/v1/review/applications/?flag=bogus").status_code == 400
+    assert caseworker.get("/api/v1/review/applications/?district=99999").status_code == 400
+
+
+def test_queue_query_count_does_not_grow(caseworker, django_assert_max_num_queries):
+    for _ in range(6):
+        under_review()
+    with django_assert_max_num_queries(6):
+        response = caseworker.get("/api/v1/review/applications/")
+    assert response.json()["count"] == 6
+
+
+def test_detail_shows_screening_documents_and_history_masked(caseworker):
+    application = under_review()
+    ScreeningRun.objects.create(
+        application=application,
+        trigger_key="t",
+        ruleset_version="scholarship-2026.1",
+        outcome="ineligible",
+        rules=[
+            {
+                "rule": "resident",
+                "outcome": "fail",
+                "code": "not_seoul_resident",
+                "message": "Not a Seoul resident",
+                "message_ko": "서울 거주자가 아닙니다",
+            }
+        ],
+        duplicates=[{"registry": "naeilbaeum", "action": "review", "detail": "card overlaps"}],
+    )
+    body = caseworker.get(f"/api/v1/review/applications/{application.pk}/").json()
+    assert body["screening"]["outcome"] == "ineligible"
+    assert body["screening"]["rules"][0]["code"] == "not_seoul_resident"
+    assert body["screening"]["duplicates"][0]["registry"] == "naeilbaeum"
+    assert body["flags"] == ["ineligible"]
+    assert [h["to_state"] for h in body["history"]] == ["submitted", "screening", "under_review"]
+    assert body["applicant"]["rrn"].endswith("******")
+    assert application.applicant.rrn not in str(body)
+
+
+def test_approve(caseworker):
+    application = under_review()
+    response = caseworker.post(f"/api/v1/review/applications/{application.pk}/approve/")
+    assert response.status_code == 200
+    assert response.json()["status"] == "approved"
+    event = AuditEvent.objects.get(action="application.approved")
+    assert event.actor == caseworker.user
+    assert Notification.objects.filter(application=application, kind="approved").count() == 1
+
+
+def test_reject_needs_a_reason_and_changes_nothing_without(caseworker):
+    application = under_review()
+    url = f"/api/v1/review/applications/{application.pk}/reject/"
+    refused = caseworker.post(url, {}, format="json")
+    assert refused.status_code == 400
+    assert errors(refused) == {"reason": "required"}
+    application.refresh_from_db()
+    assert application.status == "under_review"
+    done = caseworker.post(url, {"reason": "과정이 직업훈련이 아닙니다"}, format="json")
+    assert (
+        done.status_code == 200 and done.json()["decision_reason"] == "과정이 직업훈련이 아닙니다"
+    )
+
+
+def test_request_documents_then_citizen_resubmits(caseworker, citizen):
+    application = under_review(applicant=citizen.applicant)
+    response = caseworker.post(
+        f"/api/v1/review/applications/{application.pk}/request-documents/",
+        {"reason": "재학 증명서를 올려 주세요"},
+        format="json",
+    )
+    assert response.json()["status"] == "needs_documents"
+    edit = citizen.patch(
+        f"/api/v1/applications/{application.pk}/", {"income_category": "near_poor"}, format="json"
+    )
+    assert edit.status_code == 200
+    again = citizen.post(f"/api/v1/applications/{application.pk}/submit/")
+    assert again.status_code == 200
+
+
+def test_approving_from_a_wrong_state_is_409(caseworker):
+    application = ApplicationFactory()
+    services.application_submit(application=application, actor=application.applicant.user)
+    response = caseworker.post(f"/api/v1/review/applications/{application.pk}/approve/")
+    assert response.status_code == 409
+    assert errors(response) == {"status": "invalid_transition"}
+    application.refresh_from_db()
+    assert application.status == "submitted"
+
+
+@pytest.mark.parametrize("role", ["finance", "program_manager", "auditor"])
+def test_only_caseworkers_decide(staff, role):
+    application = under_review()
+    client = staff(role)
+    response = client.post(f"/api/v1/review/applications/{application.pk}/approve/")
+    assert response.status_code == 403
+    application.refresh_from_db()
+    assert application.status == "under_review"
+
+
+def test_auditor_reads_the_queue(staff):
+    under_review()
+    assert staff("auditor").get("/api/v1/review/applications/").status_code == 200
+
+
+def test_citizen_cannot_use_the_review_api(citizen):
+    application = under_review(applicant=citizen.applicant)
+    assert citizen.get("/api/v1/review/applications/").status_code == 403
+    assert citizen.get(f"/api/v1/review/applications/{application.pk}/").status_code == 403
+    response = citizen.post(f"/api/v1/review/applications/{application.pk}/approve/")
+    assert response.status_code == 403
+    application.refresh_from_db()
+    assert application.status == "under_review"

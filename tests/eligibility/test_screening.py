@@ -1,0 +1,382 @@
+"""Screening services against the database: one application on submit, a whole round after."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from benefits.models import Applicant, Application, Document, Program
+from core.models import AuditEvent
+from eligibility import rules
+from eligibility.models import (
+    NationalVoucherRecord,
+    RegistryKind,
+    RegistrySnapshot,
+    ScreeningRun,
+    SocialSecurityRecord,
+    TrainingCourse,
+)
+from eligibility.screening import application_screen, round_rescreen, screening_summary
+from eligibility.screening_tasks import application_screen_task, round_rescreen_task
+from tests.factories import ApplicantFactory, ApplicationFactory, ProgramFactory, RoundFactory
+
+pytestmark = pytest.mark.django_db
+COURSE_ID = "AIG20260001"
+
+
+def snapshot(kind, status=RegistrySnapshot.Status.ACTIVE):
+    return RegistrySnapshot.objects.create(kind=kind, status=status)
+
+
+@pytest.fixture
+def registries():
+    """Active snapshots of every registry, with the catalogue course of the factories."""
+    snaps = {kind: snapshot(kind) for kind in RegistryKind.values}
+    today = timezone.localdate()
+    TrainingCourse.objects.create(
+        snapshot=snaps[RegistryKind.TRAINING_COURSES],
+        line=2,
+        course_id=COURSE_ID,
+        name="빅데이터 분석 실무",
+        institution="서울직업전문학교",
+        starts_on=today,
+        ends_on=today + timedelta(days=120),
+        vocational=True,
+    )
+    return snaps
+
+
+@pytest.fixture
+def scholarship_round(db):
+    return RoundFactory(
+        program=ProgramFactory(code=Program.Code.SCHOLARSHIP),
+        ruleset_version="scholarship-2026.1",
+    )
+
+
+def in_force(snaps, applicant, status="basic_livelihood", district="11440"):
+    return SocialSecurityRecord.objects.create(
+        snapshot=snaps[RegistryKind.SOCIAL_SECURITY],
+        line=2,
+        rrn_hmac=applicant.rrn_hmac,
+        status=status,
+        district=district,
+        valid_from=date(2020, 1, 1),
+        valid_to=None,
+    )
+
+
+def submitted(round_, **kw):
+    application = ApplicationFactory(
+        round=round_, status=Application.Status.SUBMITTED, submitted_at=timezone.now(), **kw
+    )
+    Document.objects.create(
+        application=application,
+        kind=Document.Kind.ENROLLMENT_CERTIFICATE,
+        file="applications/x/cert.pdf",
+        original_name="cert.pdf",
+        content_type="application/pdf",
+        size=10,
+        sha256="0" * 64,
+        uploaded_by=application.applicant.user,
+    )
+    return application
+
+
+def test_screening_moves_a_submitted_application_to_under_review_with_one_run(
+    registries, scholarship_round
+):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    application.refresh_from_db()
+    assert application.status == Application.Status.UNDER_REVIEW
+    assert run.outcome == "eligible", run.rules
+    assert run.is_current
+    assert run.ruleset_version == "scholarship-2026.1"
+    assert run.snapshot_ids == {kind: snap.pk for kind, snap in registries.items()}
+    assert [r["code"] for r in run.rules] == [
+        "seoul_resident",
+        "income_status_confirmed",
+        "course_approved",
+        "enrollment_certificate_uploaded",
+    ]
+    actions = set(
+        AuditEvent.objects.filter(object_id=str(application.pk)).values_list("action", flat=True)
+    )
+    assert {
+        "application.screening_started",
+        "application.screened",
+        "application.screening_recorded",
+    } <= actions
+
+
+def test_an_ineligible_application_still_lands_under_review(registries, scholarship_round):
+    application = submitted(scholarship_round)  # no social-security record at all
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    application.refresh_from_db()
+    assert application.status == Application.Status.UNDER_REVIEW
+    assert run.outcome == "ineligible"
+
+
+def test_screening_twice_with_the_same_trigger_stores_one_result(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+
+    first = application_screen(application_id=application.pk, trigger_key="submit:1")
+    second = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    assert first.pk == second.pk
+    assert ScreeningRun.objects.filter(application=application).count() == 1
+
+
+def test_the_task_run_twice_stores_one_result(registries, scholarship_round):
+    application = submitted(scholarship_round)
+
+    first = application_screen_task.delay(application.pk, "submit:1").get()
+    second = application_screen_task.delay(application.pk, "submit:1").get()
+
+    assert first == second
+    assert ScreeningRun.objects.filter(application=application).count() == 1
+
+
+def test_a_withdrawn_application_is_left_alone(registries, scholarship_round):
+    application = ApplicationFactory(round=scholarship_round, status=Application.Status.WITHDRAWN)
+
+    assert application_screen(application_id=application.pk, trigger_key="submit:1") is None
+
+    application.refresh_from_db()
+    assert application.status == Application.Status.WITHDRAWN
+    assert not ScreeningRun.objects.exists()
+
+
+def test_only_the_active_snapshot_is_read(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+    old = snapshot(RegistryKind.NATIONAL_VOUCHER, status=RegistrySnapshot.Status.SUPERSEDED)
+    NationalVoucherRecord.objects.create(
+        snapshot=old, line=2, rrn_hmac=application.applicant.rrn_hmac, year=scholarship_round.year
+    )
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    assert run.duplicates == []
+    assert run.snapshot_ids[RegistryKind.NATIONAL_VOUCHER] == registries["national_voucher"].pk
+
+
+def test_a_national_voucher_in_the_same_year_blocks_by_default(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+    NationalVoucherRecord.objects.create(
+        snapshot=registries[RegistryKind.NATIONAL_VOUCHER],
+        line=2,
+        rrn_hmac=application.applicant.rrn_hmac,
+        year=scholarship_round.year,
+    )
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    assert run.outcome == "ineligible"
+    assert run.duplicate_found
+    assert screening_summary(run)["duplicates"] == [
+        {
+            "registry": "national_voucher",
+            "action": "block",
+            "detail": rules.MESSAGES["duplicate_national_voucher"][0],
+        }
+    ]
+
+
+def test_same_person_in_another_round_of_the_year_and_a_shared_account_go_to_review(
+    registries, scholarship_round
+):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+    other_round = RoundFactory(program=scholarship_round.program, year=scholarship_round.year)
+    other = ApplicationFactory(
+        applicant=application.applicant, round=other_round, status=Application.Status.UNDER_REVIEW
+    )
+    sharer = ApplicantFactory(account_fingerprint=application.applicant.account_fingerprint)
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    assert run.outcome == "needs_review"
+    by_registry = {d["registry"]: d for d in run.duplicates}
+    assert by_registry["internal_application"]["evidence"] == {"applications": [other.pk]}
+    assert by_registry["shared_account"]["evidence"] == {"applicants": [sharer.pk]}
+
+
+def test_screening_summary_has_the_payload_shape(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    summary = screening_summary(run)
+
+    assert set(summary) == {"outcome", "rules", "duplicates"}
+    assert set(summary["rules"][0]) == {"rule", "outcome", "code", "message"}
+    assert screening_summary(None) is None
+
+
+# Re-screening a round.
+
+ROUND_SIZE = 300
+
+
+@pytest.fixture
+def big_round(registries, scholarship_round):
+    """A round of 300 applications under review, built in bulk."""
+    users = get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"bulk{i}") for i in range(ROUND_SIZE)]
+    )
+    applicants = Applicant.objects.bulk_create(
+        [
+            Applicant(
+                user=u,
+                rrn_hmac=f"{i:064x}",
+                birth_date=date(1990, 1, 1),
+                district="11440",
+                account_fingerprint=f"fp{i}",
+            )
+            for i, u in enumerate(users)
+        ]
+    )
+    today = timezone.localdate()
+    Application.objects.bulk_create(
+        [
+            Application(
+                applicant=a,
+                round=scholarship_round,
+                status=Application.Status.UNDER_REVIEW,
+                income_category="basic_livelihood",
+                course_id=COURSE_ID,
+                course_name="빅데이터 분석 실무",
+                institution="서울직업전문학교",
+                training_starts_on=today,
+                training_ends_on=today + timedelta(days=90),
+                submitted_at=timezone.now(),
+            )
+            for a in applicants
+        ]
+    )
+    SocialSecurityRecord.objects.bulk_create(
+        [
+            SocialSecurityRecord(
+                snapshot=registries[RegistryKind.SOCIAL_SECURITY],
+                line=i + 2,
+                rrn_hmac=a.rrn_hmac,
+                status="basic_livelihood",
+                district="11440",
+                valid_from=date(2020, 1, 1),
+            )
+            for i, a in enumerate(applicants)
+        ]
+    )
+    NationalVoucherRecord.objects.bulk_create(
+        [
+            NationalVoucherRecord(
+                snapshot=registries[RegistryKind.NATIONAL_VOUCHER],
+                line=i + 2,
+                rrn_hmac=a.rrn_hmac,
+                year=scholarship_round.year,
+            )
+            for i, a in enumerate(applicants[:50])
+        ]
+    )
+    return scholarship_round
+
+
+def test_rescreen_does_a_bounded_number_of_queries_per_chunk(
+    big_round, django_assert_max_num_queries
+):
+    round_ = big_round
+
+    # Three chunks of 100: a handful of queries each, not one per application.
+    with django_assert_max_num_queries(3 + 3 * 20):
+        counts = round_rescreen(round_id=round_.pk, job_key="job1", chunk_size=100)
+
+    assert counts["screened"] == ROUND_SIZE
+    assert counts["chunks"] == 3
+    # No certificate uploaded: every one needs review, and the 50 voucher holders are blocked.
+    assert counts["outcomes"] == {"ineligible": 50, "needs_review": 250}
+    assert ScreeningRun.objects.filter(trigger_key="rescreen:job1", is_current=True).count() == (
+        ROUND_SIZE
+    )
+    assert set(Application.objects.values_list("status", flat=True)) == {"under_review"}
+
+
+def test_rescreen_is_resumable_after_a_failed_chunk(big_round, monkeypatch):
+    round_ = big_round
+    calls = {"n": 0}
+    real = rules.evaluate
+
+    def failing_after_first_chunk(inp, **kw):
+        calls["n"] += 1
+        if calls["n"] > 100:
+            raise RuntimeError("worker lost")
+        return real(inp, **kw)
+
+    monkeypatch.setattr(rules, "evaluate", failing_after_first_chunk)
+    with pytest.raises(RuntimeError):
+        round_rescreen(round_id=round_.pk, job_key="job1", chunk_size=100)
+    assert ScreeningRun.objects.filter(trigger_key="rescreen:job1").count() == 100
+
+    monkeypatch.setattr(rules, "evaluate", real)
+    counts = round_rescreen_task.delay(round_.pk, "job1").get()
+
+    assert counts["already_done"] == 100
+    assert counts["screened"] == ROUND_SIZE - 100
+    assert ScreeningRun.objects.filter(trigger_key="rescreen:job1").count() == ROUND_SIZE
+
+
+def test_rescreen_replaces_the_current_run_and_keeps_the_old_one(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant)
+    first = application_screen(application_id=application.pk, trigger_key="submit:1")
+    # The registry changes: a new social-security snapshot without this person.
+    registries[RegistryKind.SOCIAL_SECURITY].status = RegistrySnapshot.Status.SUPERSEDED
+    registries[RegistryKind.SOCIAL_SECURITY].save()
+    new = snapshot(RegistryKind.SOCIAL_SECURITY)
+
+    counts = round_rescreen(round_id=scholarship_round.pk, job_key="ss-2")
+
+    assert counts["screened"] == 1
+    first.refresh_from_db()
+    assert not first.is_current
+    current = ScreeningRun.objects.get(application=application, is_current=True)
+    assert current.trigger_key == "rescreen:ss-2"
+    assert current.outcome == "ineligible"
+    assert current.snapshot_ids[RegistryKind.SOCIAL_SECURITY] == new.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_screening_the_same_trigger_store_one_run(on_postgres, registries):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    round_ = RoundFactory(
+        program=ProgramFactory(code=Program.Code.SCHOLARSHIP), ruleset_version="scholarship-2026.1"
+    )
+    application = submitted(round_)
+
+    def screen(_):
+        try:
+            run = application_screen(application_id=application.pk, trigger_key="submit:1")
+            return run.pk if run else None
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(screen, range(2)))
+
+    assert ScreeningRun.objects.filter(application=application).count() == 1
+    assert len(set(results)) == 1
+    application.refresh_from_db()
+    assert application.status == Application.Status.UNDER_REVIEW
