@@ -25,6 +25,7 @@ from core.crypto import rrn_hmac
 from core.districts import SEOUL_DISTRICTS
 from core.rrn import validate_rrn
 from eligibility.models import RECORD_MODELS, RegistryImportJob, RegistryKind, RegistrySnapshot
+from eligibility.screening import rescreen_after_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -435,6 +436,7 @@ def _finish(job, snapshot, *, read: int, rejected: int, errors: list, sha256: st
                 sha256=sha256,
             )
             status = RegistryImportJob.Status.SUCCEEDED
+            transaction.on_commit(lambda: rescreen_after_snapshot(snapshot_id=snapshot.pk))
         RegistryImportJob.objects.filter(pk=job.pk).update(
             status=status,
             rows_read=read,

@@ -307,3 +307,18 @@ def screening_summary(run: ScreeningRun | None) -> dict | None:
             {k: d.get(k) for k in ("registry", "action", "detail")} for d in run.duplicates
         ],
     }
+
+
+def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
+    """Queue a re-screening of every round with applications under review; return round ids."""
+    from eligibility.screening_tasks import round_rescreen_task
+
+    round_ids = list(
+        Application.objects.filter(status=Application.Status.UNDER_REVIEW)
+        .values_list("round_id", flat=True)
+        .distinct()
+        .order_by("round_id")
+    )
+    for round_id in round_ids:
+        round_rescreen_task.delay(round_id, f"snapshot-{snapshot_id}")
+    return round_ids

@@ -50,3 +50,39 @@ def test_submitted_application_is_screened_and_reaches_the_queue(
     # No enrollment certificate was uploaded: a person has to look.
     assert detail["screening"]["outcome"] == "needs_review"
     assert Notification.objects.filter(application=application, kind="submitted").exists()
+
+
+def test_a_new_registry_snapshot_rescreens_applications_under_review(
+    caseworker, manager, django_capture_on_commit_callbacks
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from eligibility.imports import registry_import_create, registry_import_run
+    from eligibility.screening import application_screen
+
+    application = ApplicationFactory()
+    from benefits import services
+
+    services.application_submit(application=application, actor=application.applicant.user)
+    application_screen(application_id=application.pk, trigger_key="submit:first")
+    before = ScreeningRun.objects.get(application=application)
+    assert before.snapshot_ids.get("social_security") is None
+
+    csv = (
+        "rrn,status,district,valid_from,valid_to\n"
+        f"{application.applicant.rrn},basic_livelihood,11440,2020-01-01,\n"
+    )
+    upload = SimpleUploadedFile("ss.csv", csv.encode())
+    with django_capture_on_commit_callbacks(execute=True):
+        job = registry_import_create(
+            kind="social_security", uploaded_file=upload, actor=manager.user, schedule=False
+        )
+        job = registry_import_run(job_id=job.pk)
+    assert job.status == "succeeded"
+
+    current = ScreeningRun.objects.get(application=application, is_current=True)
+    assert current.pk != before.pk
+    assert current.trigger_key == f"rescreen:snapshot-{job.snapshot_id}"
+    assert current.snapshot_ids["social_security"] == job.snapshot_id
+    application.refresh_from_db()
+    assert application.status == "under_review"

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from benefits.models import Application, Round
+from eligibility.models import RegistryKind, RegistrySnapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -23,6 +24,14 @@ def test_seed_demo_is_idempotent_and_covers_every_state(capsys):
     assert set(Round.objects.values_list("status", flat=True)) == {"open"}
     districts = set(Application.objects.values_list("applicant__district", flat=True))
     assert len(districts) == 25
+    assert set(RegistrySnapshot.objects.filter(status="active").values_list("kind", flat=True)) == {
+        k.value for k in RegistryKind
+    }
+    screened = Application.objects.exclude(
+        status__in=["draft", "submitted", "screening", "withdrawn"]
+    )
+    assert screened.exists()
+    assert not screened.exclude(screening_runs__is_current=True).exists()
     out = capsys.readouterr().out
     assert "caseworker" in out and "finance2" in out
 

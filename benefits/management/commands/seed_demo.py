@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +16,8 @@ from benefits.models import Applicant, Application, Program, Round
 from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from core.roles import Role, ensure_roles
+from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
+from eligibility.screening import application_screen
 
 User = get_user_model()
 
@@ -45,20 +48,23 @@ STATE_PATHS = {
     Application.Status.DRAFT: [],
     Application.Status.SUBMITTED: ["submit"],
     Application.Status.SCREENING: ["submit", "screen_start"],
-    Application.Status.UNDER_REVIEW: ["submit", "screen_start", "screen_finish"],
-    Application.Status.NEEDS_DOCUMENTS: ["submit", "screen_start", "screen_finish", "docs"],
-    Application.Status.APPROVED: ["submit", "screen_start", "screen_finish", "approve"],
-    Application.Status.REJECTED: ["submit", "screen_start", "screen_finish", "reject"],
-    Application.Status.SELECTED: ["submit", "screen_start", "screen_finish", "approve", "select"],
-    Application.Status.WAITLISTED: [
-        "submit",
-        "screen_start",
-        "screen_finish",
-        "approve",
-        "waitlist",
-    ],
+    Application.Status.UNDER_REVIEW: ["submit", "screen"],
+    Application.Status.NEEDS_DOCUMENTS: ["submit", "screen", "docs"],
+    Application.Status.APPROVED: ["submit", "screen", "approve"],
+    Application.Status.REJECTED: ["submit", "screen", "reject"],
+    Application.Status.SELECTED: ["submit", "screen", "approve", "select"],
+    Application.Status.WAITLISTED: ["submit", "screen", "approve", "waitlist"],
     Application.Status.WITHDRAWN: ["submit", "withdraw"],
 }
+# The approved catalogue of the demo (course id, name, institution, vocational).
+COURSES = [
+    ("AIG20260001", "빅데이터 분석 실무", "서울직업전문학교", True),
+    ("AIG20260002", "전기기능사 취득 과정", "한국폴리텍대학 서울정수캠퍼스", True),
+    ("AIG20260003", "바리스타 자격 과정", "마포평생학습관", True),
+    ("AIG20260004", "요양보호사 양성 과정", "서울요양보호사교육원", True),
+    ("AIG20260005", "시니어 스마트폰 활용", "종로노인복지관", False),
+    ("AIG20260006", "웹 개발자 부트캠프", "서울디지털재단 아카데미", True),
+]
 SURNAMES = "김이박최정강조윤장임한오서신권황안송류홍"
 GIVEN = [
     "민준",
@@ -74,6 +80,13 @@ GIVEN = [
     "예준",
     "지민",
 ]
+
+
+def _screen(application: Application) -> Application:
+    # The same trigger as the task scheduled by the submit, so that one is a no-op.
+    trigger = f"submit:{application.submitted_at.isoformat()}"
+    application_screen(application_id=application.pk, trigger_key=trigger)
+    return Application.objects.get(pk=application.pk)
 
 
 def synthetic_rrn(rng: random.Random) -> str:
@@ -94,6 +107,7 @@ class Command(BaseCommand):
         password = settings.BAEUM_DEMO_PASSWORD
         staff = self._staff(password)
         rounds = self._programs_and_rounds(staff["manager"])
+        self._registries(applicants, staff["manager"])
         created = self._applicants(applicants, password, rounds, staff)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new applicants)."))
         self.stdout.write(
@@ -149,6 +163,48 @@ class Command(BaseCommand):
             rounds.append(round_)
         return rounds
 
+    def _registries(self, count: int, actor) -> None:
+        """Import synthetic registries through the import pipeline, once per kind."""
+        today = timezone.localdate()
+        start, end = today + timedelta(days=14), today + timedelta(days=120)
+        people = [synthetic_rrn(random.Random(i)) for i in range(1, count + 1)]
+        files = {
+            "training_courses": ["course_id,name,institution,starts_on,ends_on,vocational"]
+            + [
+                f"{cid},{name},{inst},{date(today.year, 1, 1)},{date(today.year + 1, 12, 31)},"
+                f"{'true' if vocational else 'false'}"
+                for cid, name, inst, vocational in COURSES
+            ],
+            # Two of every three citizens are on the social-security register.
+            "social_security": ["rrn,status,district,valid_from,valid_to"]
+            + [
+                f"{rrn},{'basic_livelihood' if i % 2 else 'near_poor'},"
+                f"{list(SEOUL_DISTRICTS)[(i + 1) % 25]},{date(today.year - 1, 1, 1)},"
+                for i, rrn in enumerate(people)
+                if i % 3 != 2
+            ],
+            "naeilbaeum": ["rrn,card_valid_from,card_valid_to,course_id,training_from,training_to"]
+            + [
+                f"{rrn},{date(today.year, 1, 1)},{date(today.year + 4, 12, 31)},AIG2026X{i:04d},"
+                f"{start},{end}"
+                for i, rrn in enumerate(people)
+                if i % 11 == 4
+            ],
+            "youth_allowance": ["rrn,paid_from,paid_to"]
+            + [f"{rrn},{start:%Y-%m},{end:%Y-%m}" for i, rrn in enumerate(people) if i % 13 == 6],
+            "national_voucher": ["rrn,year"]
+            + [f"{rrn},{today.year}" for i, rrn in enumerate(people) if i % 17 == 8],
+        }
+        for kind, lines in files.items():
+            if active_snapshot(kind) is not None:
+                continue
+            upload = SimpleUploadedFile(f"{kind}.csv", ("\n".join(lines) + "\n").encode())
+            job = registry_import_create(
+                kind=kind, uploaded_file=upload, actor=actor, schedule=False
+            )
+            job = registry_import_run(job_id=job.pk)
+            self.stdout.write(f"Registry {kind}: {job.status}, {job.rows_read} rows")
+
     def _applicants(self, count: int, password: str, rounds: list[Round], staff: dict) -> int:
         citizen_group = Group.objects.get(name=Role.CITIZEN)
         districts = list(SEOUL_DISTRICTS)
@@ -190,10 +246,11 @@ class Command(BaseCommand):
         today = timezone.localdate()
         training = None
         if round_.program.requires_training:
+            course_id, name, institution, _vocational = COURSES[applicant.pk % len(COURSES)]
             training = {
-                "course_id": f"AIG2026{applicant.pk:07d}",
-                "course_name": "빅데이터 분석 실무",
-                "institution": "서울직업전문학교",
+                "course_id": course_id,
+                "course_name": name,
+                "institution": institution,
                 "starts_on": today + timedelta(days=14),
                 "ends_on": today + timedelta(days=120),
                 "weekly_hours": 15,
@@ -210,7 +267,12 @@ class Command(BaseCommand):
         steps = {
             "submit": lambda a: services.application_submit(application=a, actor=user),
             "screen_start": lambda a: services.application_screening_start(application=a),
-            "screen_finish": lambda a: services.application_screening_finish(application=a),
+            "screen": lambda a: (
+                application_screen(
+                    application_id=a.pk, trigger_key=f"submit:{a.submitted_at.isoformat()}"
+                )
+                and Application.objects.get(pk=a.pk)
+            ),
             "docs": lambda a: services.application_request_documents(
                 application=a, actor=caseworker, reason="소득 증빙 서류를 올려 주세요."
             ),
