@@ -343,7 +343,7 @@ def test_create_refuses_an_unknown_kind():
 def test_create_queues_the_task_after_commit(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         job = import_file(RegistryKind.TRAINING_COURSES, GOOD_FILES["training_courses"], run=False)
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the import task, then the re-screening it queues
     job.refresh_from_db()
     assert job.status == "succeeded"
     assert AuditEvent.objects.filter(action="registry_import.create", object_id=job.pk).exists()
