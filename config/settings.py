@@ -305,5 +305,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("BAEUM_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
+        # One line per task run is noise in the embedded mode; failures still show.
+        "celery.app.trace": {"level": "WARNING"},
     },
 }

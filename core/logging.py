@@ -7,7 +7,8 @@ import re
 _RRN_RE = re.compile(r"(?<!\d)\d{6}-?[1-8]\d{6}(?!\d)")
 # Ten or more digits, single hyphens allowed between them: account and phone numbers.
 # Longer runs are redacted too, so that an account number glued to other digits still hides.
-_LONG_NUMBER_RE = re.compile(r"(?<!\d)\d(?:-?\d){9,}(?!\d)")
+# Not the fraction of a decimal number (timings such as "0.0123456789s").
+_LONG_NUMBER_RE = re.compile(r"(?<![\d.])\d(?:-?\d){9,}(?!\d)")
 
 
 def redact(text: str) -> str:

@@ -62,3 +62,10 @@ def test_filter_works_through_a_handler(caplog):
     logger.warning("profile %s", "850315-1234567")
     assert "850315-1234567" not in caplog.text
     assert "******-*******" in caplog.text
+
+
+def test_decimal_fractions_are_left_alone():
+    from core.logging import redact
+
+    assert redact("task succeeded in 0.0123456789s") == "task succeeded in 0.0123456789s"
+    assert redact("account 110234567890") == "account [redacted]"
