@@ -45,22 +45,20 @@ _PERSON_REGISTRIES = (
     (RegistryKind.YOUTH_ALLOWANCE, YouthAllowanceRecord, "youth_allowance"),
     (RegistryKind.NATIONAL_VOUCHER, NationalVoucherRecord, "national_voucher"),
 )
-
-
-def _fact(model, row) -> object:
-    if model is SocialSecurityRecord:
-        return rules.SocialSecurityFact(row.status, row.district, row.valid_from, row.valid_to)
-    if model is NaeilbaeumRecord:
-        return rules.NaeilbaeumFact(
-            row.card_valid_from,
-            row.card_valid_to,
-            row.course_id,
-            row.training_from,
-            row.training_to,
-        )
-    if model is YouthAllowanceRecord:
-        return rules.YouthAllowanceFact(row.paid_from, row.paid_to)
-    return rules.NationalVoucherFact(row.year)
+# Columns read for each registry, in the order of its fact's fields: plain tuples, not
+# model instances, since a re-screening reads hundreds of thousands of rows.
+_FACT_COLUMNS = {
+    SocialSecurityRecord: (
+        rules.SocialSecurityFact,
+        ("status", "district", "valid_from", "valid_to"),
+    ),
+    NaeilbaeumRecord: (
+        rules.NaeilbaeumFact,
+        ("card_valid_from", "card_valid_to", "course_id", "training_from", "training_to"),
+    ),
+    YouthAllowanceRecord: (rules.YouthAllowanceFact, ("paid_from", "paid_to")),
+    NationalVoucherRecord: (rules.NationalVoucherFact, ("year",)),
+}
 
 
 def _active_snapshot_ids() -> dict[str, int]:
@@ -86,9 +84,14 @@ def _build_inputs(
         by_person: dict[str, list] = defaultdict(list)
         snapshot_id = snapshot_ids.get(kind)
         if snapshot_id and hmacs:
-            rows = model.objects.filter(snapshot_id=snapshot_id, rrn_hmac__in=hmacs).order_by("id")
-            for row in rows:
-                by_person[row.rrn_hmac].append(_fact(model, row))
+            fact, columns = _FACT_COLUMNS[model]
+            rows = (
+                model.objects.filter(snapshot_id=snapshot_id, rrn_hmac__in=hmacs)
+                .order_by("id")
+                .values_list("rrn_hmac", *columns)
+            )
+            for person, *values in rows:
+                by_person[person].append(fact(*values))
         facts[name] = by_person
 
     courses: dict[str, rules.CourseFact] = {}
@@ -283,6 +286,8 @@ def _rescreen_chunk(round_: Round, trigger_key: str, after_pk: int, chunk_size: 
         applications = list(
             Application.objects.select_for_update(of=("self",))
             .select_related("round__program", "applicant")
+            # Screening matches on the keyed hash: no need to decrypt a thousand RRNs.
+            .defer("applicant__rrn", "applicant__account_number")
             .filter(round_id=round_.pk, status=Application.Status.UNDER_REVIEW, pk__gt=after_pk)
             .exclude(Exists(already))
             .order_by("pk")[:chunk_size]
