@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def worker():
-    if not settings.CELERY_BROKER_URL or connection.vendor != "postgresql":
+    if settings.CELERY_TASK_ALWAYS_EAGER or connection.vendor != "postgresql":
         pytest.skip("needs CELERY_BROKER_URL and DATABASE_URL (PostgreSQL)")
     db = connection.settings_dict
     env = {
