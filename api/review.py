@@ -3,7 +3,7 @@
 from django.db.models import Q
 from django.urls import path
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -207,11 +207,37 @@ class ReviewRequestDocumentsApi(_DecisionApi):
     service = staticmethod(services.application_request_documents)
 
 
+class ReviewRevealRrnApi(APIView):
+    """Show the full RRN, for checking identity against a document; every use is audited."""
+
+    permission_classes = [IsCaseworker]
+
+    @extend_schema(
+        request=ReasonSerializer,
+        responses={200: inline_serializer("RevealedRrn", {"rrn": serializers.CharField()})},
+    )
+    def post(self, request, pk: int):
+        application = selectors.application_get_for_reviewer(pk=pk)
+        data = ReasonSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        rrn = services.applicant_rrn_reveal(
+            applicant=application.applicant,
+            actor=request.user,
+            reason=data.validated_data.get("reason", ""),
+        )
+        return Response({"rrn": rrn}, headers={"Cache-Control": "no-store"})
+
+
 urlpatterns = [
     path("review/applications/", ReviewListApi.as_view(), name="review-list"),
     path("review/applications/<id:pk>/", ReviewDetailApi.as_view(), name="review-detail"),
     path("review/applications/<id:pk>/approve/", ReviewApproveApi.as_view(), name="review-approve"),
     path("review/applications/<id:pk>/reject/", ReviewRejectApi.as_view(), name="review-reject"),
+    path(
+        "review/applications/<id:pk>/reveal-rrn/",
+        ReviewRevealRrnApi.as_view(),
+        name="review-reveal-rrn",
+    ),
     path(
         "review/applications/<id:pk>/request-documents/",
         ReviewRequestDocumentsApi.as_view(),

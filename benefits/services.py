@@ -507,6 +507,16 @@ def application_place(*, application: Application, actor, selected: bool) -> App
     )
 
 
+@transaction.atomic
+def applicant_rrn_reveal(*, applicant: Applicant, actor, reason: str) -> str:
+    """Return the unmasked RRN to a staff member allowed to see it, and log that they did."""
+    reason = _required_reason(reason)
+    if not actor.has_perm("benefits.view_unmasked_rrn"):
+        raise PermissionDenied
+    audit_record(actor=actor, obj=applicant, action="applicant.rrn_revealed", reason=reason)
+    return applicant.rrn
+
+
 # Rounds.
 
 

@@ -23,6 +23,7 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     Role.CITIZEN: ("benefits.apply",),
     Role.CASEWORKER: (
         "benefits.review_application",
+        "benefits.view_unmasked_rrn",
         "benefits.view_application",
         "benefits.view_applicant",
         "benefits.view_document",

@@ -165,3 +165,30 @@ def test_citizen_cannot_use_the_review_api(citizen):
     assert response.status_code == 403
     application.refresh_from_db()
     assert application.status == "under_review"
+
+
+def test_revealing_an_rrn_needs_a_reason_and_is_audited(caseworker):
+    application = under_review()
+    url = f"/api/v1/review/applications/{application.pk}/reveal-rrn/"
+    refused = caseworker.post(url, {}, format="json")
+    assert refused.status_code == 400
+    assert errors(refused) == {"reason": "required"}
+    assert not AuditEvent.objects.filter(action="applicant.rrn_revealed").exists()
+
+    response = caseworker.post(url, {"reason": "신분증 대조"}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"rrn": application.applicant.rrn}
+    assert response["Cache-Control"] == "no-store"
+    event = AuditEvent.objects.get(action="applicant.rrn_revealed")
+    assert (event.actor, event.reason) == (caseworker.user, "신분증 대조")
+    assert application.applicant.rrn not in str(event.data)
+
+
+@pytest.mark.parametrize("role", ["auditor", "finance", "program_manager"])
+def test_other_staff_cannot_reveal_an_rrn(staff, role):
+    application = under_review()
+    response = staff(role).post(
+        f"/api/v1/review/applications/{application.pk}/reveal-rrn/", {"reason": "x"}, format="json"
+    )
+    assert response.status_code == 403
+    assert not AuditEvent.objects.filter(action="applicant.rrn_revealed").exists()
