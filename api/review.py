@@ -1,6 +1,5 @@
 """The caseworker's review queue, the full application detail, and the decisions."""
 
-from django.db.models import Q
 from django.urls import path
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
@@ -18,7 +17,6 @@ from core.districts import DISTRICT_CHOICES
 from core.roles import Role
 
 CanReadReviews = role_permission(Role.CASEWORKER, Role.AUDITOR)
-FLAGS = ("duplicate", "ineligible", "needs_review", "needs_documents")
 
 
 class ApplicantSummarySerializer(serializers.Serializer):
@@ -70,11 +68,6 @@ class HistorySerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-def _current_run(application):
-    runs = getattr(application, "current_runs", None)
-    return runs[0] if runs else None
-
-
 class ReviewListSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     round = serializers.IntegerField(source="round_id")
@@ -97,20 +90,12 @@ class ReviewListSerializer(serializers.Serializer):
         }
 
     def get_screening_outcome(self, obj) -> str | None:
-        run = _current_run(obj)
+        run = selectors.current_screening(obj)
         return run.outcome if run else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_flags(self, obj) -> list[str]:
-        run = _current_run(obj)
-        flags = []
-        if run and run.duplicate_found:
-            flags.append("duplicate")
-        if run and run.outcome in ("ineligible", "needs_review"):
-            flags.append(run.outcome)
-        if obj.status == Application.Status.NEEDS_DOCUMENTS:
-            flags.append("needs_documents")
-        return flags
+        return selectors.review_flags(obj)
 
 
 class ReviewDetailSerializer(ReviewListSerializer):
@@ -130,7 +115,7 @@ class ReviewDetailSerializer(ReviewListSerializer):
 
     @extend_schema_field(ScreeningSerializer(allow_null=True))
     def get_screening(self, obj) -> dict | None:
-        run = _current_run(obj)
+        run = selectors.current_screening(obj)
         return ScreeningSerializer(run).data if run else None
 
     @extend_schema_field(HistorySerializer(many=True))
@@ -142,19 +127,16 @@ class ReviewFilter(filters.FilterSet):
     round = filters.NumberFilter(field_name="round_id", min_value=1, max_value=MAX_ID)
     status = filters.MultipleChoiceFilter(choices=Application.Status.choices)
     district = filters.ChoiceFilter(field_name="applicant__district", choices=DISTRICT_CHOICES)
-    flag = filters.ChoiceFilter(choices=[(f, f) for f in FLAGS], method="filter_flag")
+    flag = filters.ChoiceFilter(
+        choices=[(f, f) for f in selectors.REVIEW_FLAGS], method="filter_flag"
+    )
 
     class Meta:
         model = Application
         fields = ["round", "status", "district", "flag"]
 
     def filter_flag(self, queryset, name, value):
-        current = Q(screening_runs__is_current=True)
-        if value == "duplicate":
-            return queryset.filter(current, screening_runs__duplicate_found=True)
-        if value in ("ineligible", "needs_review"):
-            return queryset.filter(current, screening_runs__outcome=value)
-        return queryset.filter(status=Application.Status.NEEDS_DOCUMENTS)
+        return selectors.filter_by_review_flag(queryset, value)
 
 
 class ReviewListApi(generics.ListAPIView):

@@ -8,7 +8,7 @@ from api import views
 class IdConverter:
     """A database id: digits that fit a 64-bit integer; anything longer is simply not found."""
 
-    regex = "[0-9]{1,18}"
+    regex = views.ID_REGEX
 
     def to_python(self, value: str) -> int:
         return int(value)

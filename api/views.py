@@ -86,6 +86,8 @@ class ProgramListApi(generics.ListAPIView):
 
 
 MAX_ID = 2**63 - 1
+# A database id in a URL: digits that fit a 64-bit integer (longer ones are not found).
+ID_REGEX = "[0-9]{1,18}"
 
 
 class RoundFilter(filters.FilterSet):
@@ -109,7 +111,7 @@ class RoundViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [AllowAny]
     serializer_class = s.RoundSerializer
     filterset_class = RoundFilter
-    lookup_value_regex = "[0-9]{1,18}"
+    lookup_value_regex = ID_REGEX
 
     def get_queryset(self):
         return selectors.round_list_for_user(user=self.request.user)
@@ -180,7 +182,7 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     permission_classes = [IsCitizen]
     serializer_class = s.ApplicationSerializer
     filterset_class = ApplicationFilter
-    lookup_value_regex = "[0-9]{1,18}"
+    lookup_value_regex = ID_REGEX
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):

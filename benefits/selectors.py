@@ -46,6 +46,42 @@ def application_with_documents(application: Application) -> Application:
     return application
 
 
+# The review queue's flags; `review_flags` and `filter_by_review_flag` must agree.
+REVIEW_FLAGS = ("duplicate", "ineligible", "needs_review", "needs_documents")
+
+
+def current_screening(application: Application):
+    """The current screening run prefetched by application_list_for_reviewer, or None."""
+    runs = getattr(application, "current_runs", None)
+    return runs[0] if runs else None
+
+
+def review_flags(application: Application) -> list[str]:
+    """The flags a caseworker sees on an application of the queue."""
+    run = current_screening(application)
+    flags = []
+    if run and run.duplicate_found:
+        flags.append("duplicate")
+    if run and run.outcome in ("ineligible", "needs_review"):
+        flags.append(run.outcome)
+    if application.status == Application.Status.NEEDS_DOCUMENTS:
+        flags.append("needs_documents")
+    return flags
+
+
+def filter_by_review_flag(queryset: QuerySet[Application], flag: str) -> QuerySet[Application]:
+    """Keep the applications that review_flags() would give this flag."""
+    if flag == "duplicate":
+        return queryset.filter(
+            screening_runs__is_current=True, screening_runs__duplicate_found=True
+        )
+    if flag in ("ineligible", "needs_review"):
+        return queryset.filter(screening_runs__is_current=True, screening_runs__outcome=flag)
+    if flag == "needs_documents":
+        return queryset.filter(status=Application.Status.NEEDS_DOCUMENTS)
+    raise ValueError(f"unknown review flag {flag!r}")
+
+
 def application_list_for_reviewer() -> QuerySet[Application]:
     """Applications past the draft stage, oldest submission first, with their current screening."""
     from eligibility.models import ScreeningRun

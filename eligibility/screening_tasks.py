@@ -5,27 +5,24 @@ from django.db import OperationalError
 
 from eligibility.screening import application_screen, round_rescreen
 
+# Redelivered if the worker dies; retried with backoff if the database is unreachable.
+RETRY_ON_DATABASE_ERRORS = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
 def application_screen_task(application_id: int, trigger_key: str) -> int | None:
     """Screen one submitted application; a repeated trigger stores nothing new."""
     run = application_screen(application_id=application_id, trigger_key=trigger_key)
     return run.pk if run is not None else None
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
-)
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
 def round_rescreen_task(round_id: int, job_key: str) -> dict:
     """Re-screen a round; a retry resumes after the chunks already committed."""
     return round_rescreen(round_id=round_id, job_key=job_key)

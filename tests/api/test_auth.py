@@ -81,3 +81,11 @@ def test_login_is_rate_limited(anon, monkeypatch):
     ]
     assert [r.status_code for r in codes] == [400, 400, 400, 429]
     assert codes[-1].json()["errors"][0]["code"] == "throttled"
+
+
+def test_database_refuses_a_username_differing_only_in_case():
+    from django.db import IntegrityError, transaction
+
+    User.objects.create_user("Hana", password="x")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user("hana", password="y")
