@@ -43,6 +43,12 @@ class BaeumExceptionHandler(ExceptionHandler):
                 detail = {api_settings.NON_FIELD_ERRORS_KEY: detail}
             return exceptions.ValidationError(detail)
         if isinstance(exc, DomainError):
+            if exc.details:
+                key = exc.field or api_settings.NON_FIELD_ERRORS_KEY
+                errors = [exceptions.ErrorDetail(m, code=c) for m, c in exc.details]
+                converted = exceptions.ValidationError({key: errors})
+                converted.status_code = exc.status_code
+                return converted
             return field_error(exc.field, exc.message, exc.code, exc.status_code)
         if isinstance(exc, TransitionNotAllowed):
             return field_error(

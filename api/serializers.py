@@ -156,6 +156,33 @@ class RoundSerializer(serializers.ModelSerializer):
         return round_accepts_applications(obj)
 
 
+class SelectionSummarySerializer(serializers.Serializer):
+    selected = serializers.IntegerField()
+    waitlisted = serializers.IntegerField()
+    seats_left = serializers.IntegerField()
+    seed = serializers.CharField()
+    order = serializers.CharField()
+
+
+class RoundSelectionSerializer(RoundSerializer):
+    selection = SelectionSummarySerializer()
+
+    class Meta(RoundSerializer.Meta):
+        fields = [*RoundSerializer.Meta.fields, "selection"]
+        read_only_fields = fields
+
+
+class LedgerSerializer(serializers.Serializer):
+    budget = serializers.IntegerField()
+    committed = serializers.IntegerField()
+    awaiting_batch = serializers.IntegerField()
+    in_batches = serializers.IntegerField()
+    paid = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    returned = serializers.IntegerField()
+    available = serializers.IntegerField()
+
+
 class ProgramSerializer(serializers.ModelSerializer):
     open_rounds = RoundSerializer(many=True, read_only=True)
 
@@ -344,8 +371,15 @@ class ApplicationSerializer(serializers.Serializer):
 
     @extend_schema_field(PaymentOutputSerializer(many=True))
     def get_payments(self, obj) -> list:
-        # Payments arrive with disbursement batches; until then there are none.
-        return []
+        # Only a selected application is ever paid: the others need no query at all.
+        if obj.status != Application.Status.SELECTED:
+            return []
+        from payments.selectors import payments_for_citizen
+
+        return [
+            {"status": p.status, "amount": p.amount, "paid_at": p.paid_at}
+            for p in payments_for_citizen(obj)
+        ]
 
 
 class ApplicationCreateSerializer(StrictSerializer):

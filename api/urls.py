@@ -29,6 +29,8 @@ urlpatterns = [
     path("programs/", views.ProgramListApi.as_view(), name="program-list"),
     path("rounds/<id:pk>/open/", views.RoundOpenApi.as_view(), name="round-open"),
     path("rounds/<id:pk>/close/", views.RoundCloseApi.as_view(), name="round-close"),
+    path("rounds/<id:pk>/select/", views.RoundSelectApi.as_view(), name="round-select"),
+    path("rounds/<id:pk>/ledger/", views.RoundLedgerApi.as_view(), name="round-ledger"),
     path("me/profile/", views.ProfileApi.as_view(), name="profile"),
     path(
         "applications/<id:pk>/documents/",
@@ -47,6 +49,7 @@ urlpatterns = [
     ),
     path("", include("api.review")),
     path("", include("api.registries")),
+    path("", include("api.disbursements")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

@@ -14,9 +14,13 @@ from rest_framework.views import APIView
 from api import serializers as s
 from api.errors import field_error
 from api.idempotency import idempotent
-from api.permissions import IsCitizen, IsProgramManager
+from api.permissions import IsCitizen, IsProgramManager, role_permission
 from benefits import selectors, services
 from benefits.models import Application, Round
+from benefits.selection import round_select
+from core.roles import Role
+
+CanReadLedger = role_permission(Role.PROGRAM_MANAGER, Role.FINANCE, Role.AUDITOR)
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
@@ -134,6 +138,39 @@ class RoundOpenApi(_RoundTransitionApi):
 
 class RoundCloseApi(_RoundTransitionApi):
     service = staticmethod(services.round_close)
+
+
+class RoundSelectApi(APIView):
+    """Rank the approved applications and fill the capacity; run again for late approvals."""
+
+    permission_classes = [IsProgramManager]
+
+    @extend_schema(request=None, responses={200: s.RoundSelectionSerializer})
+    def post(self, request, pk: int):
+        round_ = get_object_or_404(Round, pk=pk)
+        result = round_select(round_=round_, actor=request.user)
+        body = s.RoundSerializer(result.round).data
+        body["selection"] = {
+            "selected": result.selected,
+            "waitlisted": result.waitlisted,
+            "seats_left": result.seats_left,
+            "seed": result.round.selection_seed,
+            "order": "priority_tier, then sha256('<seed>:<application id>') hex, then id",
+        }
+        return Response(body)
+
+
+class RoundLedgerApi(APIView):
+    """The round's budget ledger: committed, in batches, paid, failed, returned, available."""
+
+    permission_classes = [CanReadLedger]
+
+    @extend_schema(responses={200: s.LedgerSerializer})
+    def get(self, request, pk: int):
+        from payments.selectors import round_budget_ledger
+
+        round_ = get_object_or_404(Round, pk=pk)
+        return Response(round_budget_ledger(round_).as_dict())
 
 
 # The citizen's own profile and applications.

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from core.banks import BANK_CHOICES, mask_account_number
 from core.districts import DISTRICT_CHOICES, district_name
@@ -106,15 +106,20 @@ class Round(ConcurrentTransitionMixin, models.Model):
     def close(self):
         pass
 
-    # Selection may run again after later approvals; it never displaces anyone selected.
+    # Selection may run again after later approvals, even once payments have started; it
+    # never displaces anyone selected, and a round already disbursing stays disbursing.
     @transition(
         field=status,
-        source=[Status.CLOSED, Status.SELECTED],
-        target=Status.SELECTED,
+        source=[Status.CLOSED, Status.SELECTED, Status.DISBURSING],
+        target=RETURN_VALUE(Status.SELECTED, Status.DISBURSING),
         permission="benefits.manage_round",
     )
     def select(self):
-        pass
+        return (
+            self.Status.DISBURSING
+            if self.status == self.Status.DISBURSING
+            else self.Status.SELECTED
+        )
 
     @transition(field=status, source=Status.SELECTED, target=Status.DISBURSING)
     def start_disbursing(self):
@@ -132,6 +137,9 @@ class Round(ConcurrentTransitionMixin, models.Model):
     )
     def cancel(self):
         pass
+
+
+ROUND_STATUS_CHOICES = Round.Status.choices
 
 
 class Applicant(models.Model):
@@ -222,6 +230,10 @@ class Application(ConcurrentTransitionMixin, models.Model):
     training_ends_on = models.DateField(null=True, blank=True)
     weekly_hours = models.PositiveSmallIntegerField(null=True, blank=True)
     decision_reason = models.TextField(blank=True)
+    # Selection order: the priority tier, then the published lottery key (see selection.py).
+    priority_tier = models.PositiveSmallIntegerField(null=True, blank=True)
+    lottery_key = models.CharField(max_length=64, blank=True)
+    selected_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

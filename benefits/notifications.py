@@ -40,6 +40,15 @@ MESSAGES = {
         "예비 선정 안내 / You are on the waitlist",
         "신청서 #{id}이(가) 예비 명단에 올랐습니다.\nYour application #{id} is on the waitlist.",
     ),
+    Notification.Kind.PAID: (
+        "지급 완료 / Payment made",
+        "신청서 #{id}의 지원금이 지급되었습니다.\nThe payment for application #{id} was made.",
+    ),
+    Notification.Kind.PAYMENT_FAILED: (
+        "지급 실패 / Payment failed",
+        "신청서 #{id}의 지원금을 이체하지 못했습니다 ({reason}). 계좌 정보를 확인해 주세요.\n"
+        "The payment for application #{id} failed ({reason}). Please check your bank account.",
+    ),
 }
 
 
@@ -80,6 +89,42 @@ def notification_enqueue(
 
     transaction.on_commit(lambda: notification_send_task.delay(notification.pk))
     return notification
+
+
+def notification_enqueue_many(
+    *, applications, kind: str, event_key: str, reasons: dict[int, str] | None = None
+) -> int:
+    """Queue one message per application of a queryset, in a few queries; return the count.
+
+    For set-based work (selection, disbursement, bank results) where the per-row version
+    would cost a savepoint per message. The flush task sends them after the commit.
+    """
+    subject, body = MESSAGES[kind]
+    reasons = reasons or {}
+    rows = applications.order_by().values_list("pk", "applicant__user_id")
+    created = 0
+    batch: list[Notification] = []
+    for application_id, user_id in rows.iterator(chunk_size=2000):
+        batch.append(
+            Notification(
+                user_id=user_id,
+                application_id=application_id,
+                kind=kind,
+                dedupe_key=f"{kind}:{application_id}:{event_key}",
+                subject=subject,
+                body=body.format(id=application_id, reason=reasons.get(application_id) or "-"),
+            )
+        )
+        if len(batch) >= 2000:
+            created += len(Notification.objects.bulk_create(batch, ignore_conflicts=True))
+            batch = []
+    if batch:
+        created += len(Notification.objects.bulk_create(batch, ignore_conflicts=True))
+    if created:
+        from benefits.tasks import notifications_flush_task
+
+        transaction.on_commit(notifications_flush_task.delay)
+    return created
 
 
 def notification_send(*, notification_id: int) -> bool:

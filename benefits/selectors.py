@@ -30,7 +30,7 @@ def application_list_for_citizen(*, user) -> QuerySet[Application]:
     return (
         Application.objects.filter(applicant__user=user)
         .select_related("round__program")
-        .prefetch_related("documents")
+        .prefetch_related("documents", "payments")
     )
 
 

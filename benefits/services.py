@@ -394,10 +394,24 @@ def _screen_after_commit(application: Application) -> None:
 
 @transaction.atomic
 def application_withdraw(*, application: Application, actor, reason: str = "") -> Application:
-    """Withdraw an application at any stage before payment."""
-    return _application_transition(
+    """Withdraw an application at any stage before payment; a freed seat goes to the waitlist."""
+    from benefits.selection import waitlist_promote_next
+    from payments.models import Payment
+
+    # Lock order: round, then application (as selection and batch building do).
+    round_ = Round.objects.select_for_update().get(pk=application.round_id)
+    if Payment.objects.filter(
+        application_id=application.pk, status__in=Payment.LIVE_STATES
+    ).exists():
+        raise InvalidTransition(
+            "A payment for this application is already on its way; it can no longer be withdrawn."
+        )
+    application = _application_transition(
         application, actor, transition="withdraw", action="application.withdrawn", reason=reason
     )
+    if application.selected_at is not None:
+        waitlist_promote_next(round_=round_, reason=f"Seat freed by application #{application.pk}")
+    return application
 
 
 # The message the citizen gets after each transition, if any.

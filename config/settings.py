@@ -239,6 +239,9 @@ SPECTACULAR_SETTINGS = {
         "ProgramCodeEnum": "benefits.models.PROGRAM_CODE_CHOICES",
         "DocumentKindEnum": "benefits.models.DOCUMENT_KIND_CHOICES",
         "RegistryKindEnum": "eligibility.models.RegistryKind.choices",
+        "RoundStatusEnum": "benefits.models.ROUND_STATUS_CHOICES",
+        "BatchStatusEnum": "payments.models.BATCH_STATUS_CHOICES",
+        "PaymentStatusEnum": "payments.models.PAYMENT_STATUS_CHOICES",
         "ValidationErrorEnum": (
             "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices"
         ),
@@ -294,6 +297,13 @@ BAEUM_IDEMPOTENCY_STALE_AFTER = timedelta(minutes=5)
 # Mounts bench/bare.py's baseline endpoint; only bench/intake.py sets it.
 BAEUM_BENCH_ENDPOINTS = env_bool("BAEUM_BENCH_ENDPOINTS")
 BAEUM_DEMO_PASSWORD = os.environ.get("DEMO_PASSWORD", "baeum-demo")
+
+# The city's paying account, written as the debtor of every pain.001 bank file.
+BAEUM_DEBTOR_NAME = os.environ.get("BAEUM_DEBTOR_NAME", "서울특별시 평생교육국")
+BAEUM_DEBTOR_BANK_CODE = os.environ.get("BAEUM_DEBTOR_BANK_CODE", "020")
+BAEUM_DEBTOR_ACCOUNT = os.environ.get("BAEUM_DEBTOR_ACCOUNT", "1005000000001")
+# The pre-release audit flags a payee whose bank account changed this recently.
+BAEUM_ACCOUNT_CHANGE_WINDOW = timedelta(days=env_int("BAEUM_ACCOUNT_CHANGE_WINDOW_DAYS", 30))
 
 LOGGING = {
     "version": 1,

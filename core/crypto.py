@@ -163,3 +163,64 @@ def account_fingerprint(bank_code: str, account_number: str) -> str:
     """Return the hex HMAC that identifies one bank account across applicants."""
     digits = account_number.replace("-", "").replace(" ", "")
     return _hmac_hex(f"account:{bank_code}:{digits}")
+
+
+# Files: a stream of AES-GCM chunks, each bound to the purpose, its index and whether it is
+# the last, so a truncated, reordered or spliced file fails to decrypt.
+FILE_MAGIC = b"BAEUMF1\n"
+FILE_CHUNK_BYTES = 1 << 20
+
+
+def _chunk_aad(purpose: str, index: int, last: bool) -> bytes:
+    return _aad(purpose) + b"|" + index.to_bytes(8, "big") + (b"|last" if last else b"|more")
+
+
+def encrypt_file(source, target, *, purpose: str) -> None:
+    """Encrypt the binary stream source into target under the active key, chunk by chunk."""
+    ring = _key_ring()
+    kid = ring.active_kid.encode("ascii")
+    aesgcm = ring.keys[ring.active_kid]
+    target.write(FILE_MAGIC + len(kid).to_bytes(1, "big") + kid)
+    index = 0
+    chunk = source.read(FILE_CHUNK_BYTES)
+    while True:
+        following = source.read(FILE_CHUNK_BYTES)
+        last = not following
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = aesgcm.encrypt(nonce, chunk, _chunk_aad(purpose, index, last))
+        target.write(len(sealed).to_bytes(4, "big") + nonce + sealed)
+        if last:
+            return
+        chunk, index = following, index + 1
+
+
+def decrypt_file(source, *, purpose: str):
+    """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError."""
+    if source.read(len(FILE_MAGIC)) != FILE_MAGIC:
+        raise DecryptionError("Not an encrypted Baeum file.")
+    kid = source.read(source.read(1)[0]).decode("ascii")
+    aesgcm = _key_ring().keys.get(kid)
+    if aesgcm is None:
+        raise DecryptionError("Encrypted file uses a key id that is not configured.")
+    index = 0
+    while True:
+        size = source.read(4)
+        if len(size) != 4:
+            raise DecryptionError("Encrypted file is truncated.")
+        nonce = source.read(_NONCE_BYTES)
+        sealed = source.read(int.from_bytes(size, "big"))
+        try:
+            plain = aesgcm.decrypt(nonce, sealed, _chunk_aad(purpose, index, True))
+            last = True
+        except InvalidTag:
+            try:
+                plain = aesgcm.decrypt(nonce, sealed, _chunk_aad(purpose, index, False))
+            except InvalidTag:
+                raise DecryptionError("Encrypted file failed authentication.") from None
+            last = False
+        if last and source.read(1):
+            raise DecryptionError("Encrypted file has data after its last chunk.")
+        yield plain
+        if last:
+            return
+        index += 1

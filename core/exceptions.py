@@ -8,12 +8,21 @@ class DomainError(Exception):
     default_code = "invalid"
     field = None
 
-    def __init__(self, message: str, *, code: str | None = None, field: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        details: list[tuple[str, str]] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         if field is not None:
             self.field = field
+        # Several (message, code) pairs for the same field, e.g. one per bad line of a file.
+        self.details = details or []
 
 
 class InvalidTransition(DomainError):

@@ -1,18 +1,9 @@
 """Celery wrappers around the screening services; each is safe to run twice."""
 
 from celery import shared_task
-from django.db import OperationalError
 
+from core.tasks import RETRY_ON_DATABASE_ERRORS
 from eligibility.screening import application_screen, round_rescreen
-
-# Redelivered if the worker dies; retried with backoff if the database is unreachable.
-RETRY_ON_DATABASE_ERRORS = {
-    "acks_late": True,
-    "autoretry_for": (OperationalError,),
-    "retry_backoff": True,
-    "retry_backoff_max": 300,
-    "max_retries": 5,
-}
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)

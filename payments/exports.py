@@ -1,0 +1,146 @@
+"""Bank files out: the CSV and the ISO 20022 pain.001 of a batch, generated once, kept encrypted.
+
+A file is generated from the batch's payments in id order with the approval time as its
+creation time, so regenerating it gives the same bytes. The pain.001 is validated against
+the schema before it is stored; nothing unvalidated is ever served.
+"""
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.crypto import decrypt_file, encrypt_file
+from payments.bankfiles import (
+    BatchHeader,
+    TransferLine,
+    validate_pain001,
+    write_csv,
+    write_pain001,
+)
+from payments.models import BankFile, DisbursementBatch, Payment
+
+FILE_PURPOSE = "bank_file"
+EXPORTABLE_STATES = (
+    DisbursementBatch.Status.APPROVED,
+    DisbursementBatch.Status.SENT,
+    DisbursementBatch.Status.RECONCILED,
+    DisbursementBatch.Status.CLOSED,
+)
+CONTENT_TYPES = {
+    BankFile.Format.CSV: "text/csv; charset=utf-8",
+    BankFile.Format.PAIN001: "application/xml",
+}
+EXTENSIONS = {BankFile.Format.CSV: "csv", BankFile.Format.PAIN001: "xml"}
+
+
+def _memo(batch: DisbursementBatch) -> str:
+    round_ = batch.round
+    return f"{round_.program.name_ko} {round_.year} {round_.name}"[:140]
+
+
+def transfer_lines(batch: DisbursementBatch) -> Iterator[TransferLine]:
+    """The transfers of a batch in a fixed order: every payment not held out."""
+    memo = _memo(batch)
+    payments = (
+        Payment.objects.filter(batch=batch)
+        .exclude(status=Payment.Status.CANCELLED)
+        .order_by("id")
+        .only("id", "bank_code", "account_number", "account_holder", "amount")
+    )
+    for payment in payments.iterator(chunk_size=2000):
+        yield TransferLine(
+            reference=payment.reference,
+            bank_code=payment.bank_code,
+            account_number=payment.account_number.replace("-", ""),
+            account_holder=payment.account_holder,
+            amount=payment.amount,
+            memo=memo,
+        )
+
+
+def batch_header(batch: DisbursementBatch, *, count: int, total: int) -> BatchHeader:
+    created = timezone.localtime(batch.approved_at).replace(microsecond=0)
+    return BatchHeader(
+        message_id=f"BAEUM-B{batch.pk:010d}",
+        created_at=created,
+        execution_date=(created + timedelta(days=1)).date(),
+        initiating_party=settings.BAEUM_DEBTOR_NAME,
+        debtor_account=settings.BAEUM_DEBTOR_ACCOUNT,
+        debtor_bank_code=settings.BAEUM_DEBTOR_BANK_CODE,
+        payment_info_id=f"BAEUM-B{batch.pk:010d}-1",
+        number_of_transactions=count,
+        control_sum=total,
+    )
+
+
+def _batch_totals(batch: DisbursementBatch) -> tuple[int, int]:
+    from django.db.models import Count, Sum
+
+    totals = (
+        Payment.objects.filter(batch=batch)
+        .exclude(status=Payment.Status.CANCELLED)
+        .aggregate(count=Count("id"), total=Sum("amount"))
+    )
+    return totals["count"], totals["total"] or 0
+
+
+def bank_file_write(batch: DisbursementBatch, fmt: str, out) -> tuple[int, int]:
+    """Write a batch's bank file in a format to a binary stream; return (count, total)."""
+    if fmt == BankFile.Format.CSV:
+        return write_csv(transfer_lines(batch), out)
+    count, total = _batch_totals(batch)
+    return write_pain001(batch_header(batch, count=count, total=total), transfer_lines(batch), out)
+
+
+def bank_file_generate(*, batch_id: int, fmt: str) -> BankFile:
+    """Generate, check and store one bank file of an approved batch; safe to run twice."""
+    existing = BankFile.objects.filter(batch_id=batch_id, format=fmt).first()
+    if existing is not None:
+        return existing
+    batch = DisbursementBatch.objects.select_related("round__program").get(pk=batch_id)
+    if batch.status not in EXPORTABLE_STATES:
+        raise ValueError(f"batch #{batch_id} is {batch.status}; only an approved batch exports")
+    with tempfile.TemporaryFile() as plain, tempfile.TemporaryFile() as sealed:
+        count, total = bank_file_write(batch, fmt, plain)
+        if fmt == BankFile.Format.PAIN001:
+            plain.seek(0)
+            validate_pain001(plain)
+        plain.seek(0)
+        digest = hashlib.file_digest(plain, "sha256").hexdigest()
+        size = plain.tell()
+        plain.seek(0)
+        encrypt_file(plain, sealed, purpose=FILE_PURPOSE)
+        sealed.seek(0)
+        bank_file = BankFile(
+            batch=batch,
+            format=fmt,
+            sha256=digest,
+            size=size,
+            payments_count=count,
+            total_amount=total,
+        )
+        bank_file.file.save(f"{fmt}.bin", File(sealed), save=False)
+    try:
+        with transaction.atomic():
+            bank_file.save()
+    except IntegrityError:
+        # Another worker stored it first: keep theirs.
+        bank_file.file.delete(save=False)
+        return BankFile.objects.get(batch_id=batch_id, format=fmt)
+    return bank_file
+
+
+def bank_file_chunks(bank_file: BankFile) -> Iterator[bytes]:
+    """Yield the plaintext of a stored bank file."""
+    with bank_file.file.open("rb") as sealed:
+        yield from decrypt_file(sealed, purpose=FILE_PURPOSE)
+
+
+def bank_file_name(bank_file: BankFile) -> str:
+    return f"baeum-batch-{bank_file.batch_id}.{EXTENSIONS[bank_file.format]}"

@@ -1,0 +1,125 @@
+"""Selection: priority tiers, a lottery anyone can recompute, the waitlist and promotion."""
+
+import hashlib
+
+import pytest
+
+from benefits.models import Application, Notification, Round
+from benefits.services import application_withdraw
+from payments.models import DisbursementBatch, Payment
+from tests.conftest import client_for
+from tests.factories import ApplicationFactory, RoundFactory, UserFactory
+
+BASIC = Application.IncomeCategory.BASIC_LIVELIHOOD
+NEAR = Application.IncomeCategory.NEAR_POOR
+NONE = Application.IncomeCategory.NONE
+
+
+def approved(round_, category, n=1):
+    return [
+        ApplicationFactory(round=round_, status="approved", income_category=category)
+        for _ in range(n)
+    ]
+
+
+@pytest.fixture
+def round_(db):
+    return RoundFactory(status=Round.Status.CLOSED, capacity=3)
+
+
+def select(manager, round_):
+    response = manager.post(f"/api/v1/rounds/{round_.pk}/select/")
+    assert response.status_code == 200, response.json()
+    return response.json()
+
+
+def statuses(round_):
+    return dict(Application.objects.filter(round=round_).values_list("id", "status"))
+
+
+def test_priority_tiers_fill_capacity_first_and_the_rest_wait(manager, round_):
+    nones = approved(round_, NONE, 2)
+    nears = approved(round_, NEAR, 2)
+    basics = approved(round_, BASIC, 2)
+    body = select(manager, round_)
+    assert body["status"] == "selected"
+    assert body["selection"]["selected"] == 3
+    assert body["selection"]["waitlisted"] == 3
+    result = statuses(round_)
+    assert all(result[a.pk] == "selected" for a in basics)
+    assert sorted(result[a.pk] for a in nears) == ["selected", "waitlisted"]
+    assert all(result[a.pk] == "waitlisted" for a in nones)
+    assert Notification.objects.filter(kind="selected").count() == 3
+    assert Notification.objects.filter(kind="waitlisted").count() == 3
+
+
+def test_anyone_with_the_seed_and_the_list_can_recompute_the_order(manager, round_):
+    apps = approved(round_, NONE, 8)
+    body = select(manager, round_)
+    seed = body["selection_seed"]
+    assert len(seed) == 32
+    recomputed = sorted(
+        (a.pk for a in apps), key=lambda pk: hashlib.sha256(f"{seed}:{pk}".encode()).hexdigest()
+    )
+    result = statuses(round_)
+    assert [result[pk] for pk in recomputed] == ["selected"] * 3 + ["waitlisted"] * 5
+
+
+def test_a_second_run_never_displaces_anyone_selected(manager, round_):
+    first = approved(round_, NONE, 2)
+    select(manager, round_)
+    late_basic = approved(round_, BASIC, 2)
+    body = select(manager, round_)
+    assert (body["selection"]["selected"], body["selection"]["waitlisted"]) == (1, 1)
+    result = statuses(round_)
+    assert all(result[a.pk] == "selected" for a in first)
+    assert sorted(result[a.pk] for a in late_basic) == ["selected", "waitlisted"]
+    assert list(result.values()).count("selected") == round_.capacity
+
+
+def test_withdrawing_a_selected_recipient_promotes_the_first_on_the_waitlist(manager, round_):
+    approved(round_, BASIC, 3)
+    near = approved(round_, NEAR, 1)[0]
+    nones = approved(round_, NONE, 2)
+    select(manager, round_)
+    leaving = Application.objects.filter(round=round_, status="selected").first()
+    application_withdraw(application=leaving, actor=leaving.applicant.user)
+    result = statuses(round_)
+    # The near-poor applicant is first on the waitlist, whatever the lottery says of the others.
+    assert result[near.pk] == "selected"
+    assert all(result[a.pk] == "waitlisted" for a in nones)
+    assert Notification.objects.filter(application=near, kind="selected").exists()
+
+
+def test_a_selected_application_with_a_payment_on_its_way_cannot_be_withdrawn(manager, round_):
+    apps = approved(round_, BASIC, 1)
+    select(manager, round_)
+    application = Application.objects.get(pk=apps[0].pk)
+    batch = DisbursementBatch.objects.create(round=round_, prepared_by=UserFactory())
+    Payment.objects.create(batch=batch, round=round_, application=application, amount=1)
+    citizen = client_for(application.applicant.user)
+    response = citizen.post(f"/api/v1/applications/{application.pk}/withdraw/")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["attr"] == "status"
+    application.refresh_from_db()
+    assert application.status == "selected"
+
+
+def test_selection_needs_a_closed_round_and_a_program_manager(manager, caseworker, db):
+    open_round = RoundFactory()
+    approved(open_round, NONE, 1)
+    response = manager.post(f"/api/v1/rounds/{open_round.pk}/select/")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["attr"] == "status"
+    closed = RoundFactory(status=Round.Status.CLOSED)
+    assert caseworker.post(f"/api/v1/rounds/{closed.pk}/select/").status_code == 403
+    assert not Application.objects.filter(status="selected").exists()
+    assert Round.objects.get(pk=closed.pk).selection_seed == ""
+
+
+def test_a_round_already_paying_stays_paying_when_late_approvals_are_selected(manager, db):
+    paying = RoundFactory(status=Round.Status.DISBURSING, capacity=2)
+    approved(paying, NONE, 1)
+    body = select(manager, paying)
+    assert body["status"] == "disbursing"
+    assert body["selection"]["selected"] == 1
