@@ -3,7 +3,10 @@
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import EmptyResultSet
+from django.db import IntegrityError, connection, transaction
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -92,34 +95,52 @@ def notification_enqueue(
 
 
 def notification_enqueue_many(
-    *, applications, kind: str, event_key: str, reasons: dict[int, str] | None = None
+    *,
+    rows,
+    kind: str,
+    event_key: str,
+    application_field: str = "pk",
+    user_field: str = "applicant__user_id",
+    reason_field: str | None = None,
 ) -> int:
-    """Queue one message per application of a queryset, in a few queries; return the count.
+    """Queue one message per row of a queryset in one INSERT … SELECT; return the count.
 
-    For set-based work (selection, disbursement, bank results) where the per-row version
-    would cost a savepoint per message. The flush task sends them after the commit.
+    For set-based work (selection, disbursement, bank results: up to hundreds of thousands
+    of messages) where one row at a time would dominate. Each row names the application,
+    its citizen user and, optionally, the text for the message's {reason}, by field path.
     """
     subject, body = MESSAGES[kind]
-    reasons = reasons or {}
-    rows = applications.order_by().values_list("pk", "applicant__user_id")
-    created = 0
-    batch: list[Notification] = []
-    for application_id, user_id in rows.iterator(chunk_size=2000):
-        batch.append(
-            Notification(
-                user_id=user_id,
-                application_id=application_id,
-                kind=kind,
-                dedupe_key=f"{kind}:{application_id}:{event_key}",
-                subject=subject,
-                body=body.format(id=application_id, reason=reasons.get(application_id) or "-"),
-            )
+    reason = F(reason_field) if reason_field else Value("-")
+    rows = (
+        rows.order_by()
+        .annotate(
+            n_app=F(application_field),
+            n_user=F(user_field),
+            n_reason=Coalesce(reason, Value("-"), output_field=CharField()),
         )
-        if len(batch) >= 2000:
-            created += len(Notification.objects.bulk_create(batch, ignore_conflicts=True))
-            batch = []
-    if batch:
-        created += len(Notification.objects.bulk_create(batch, ignore_conflicts=True))
+        .values("n_app", "n_user", "n_reason")
+    )
+    try:
+        select_sql, select_params = rows.query.sql_with_params()
+    except EmptyResultSet:  # e.g. pk__in=[]: nobody to tell
+        return 0
+    table = connection.ops.quote_name(Notification._meta.db_table)
+    app_text = "CAST(s.n_app AS TEXT)"
+    sql = f"""
+        INSERT INTO {table} (user_id, application_id, kind, dedupe_key, subject, body,
+                             status, attempts, last_error, created_at)
+        SELECT s.n_user, s.n_app, %s, %s || {app_text} || %s, %s,
+               REPLACE(REPLACE(%s, '{{id}}', {app_text}), '{{reason}}', s.n_reason),
+               %s, 0, '', %s
+        FROM ({select_sql}) s
+        WHERE true
+        ON CONFLICT DO NOTHING
+    """  # noqa: S608 - table name quoted, values bound
+    params = [kind, f"{kind}:", f":{event_key}", subject, body]
+    params += [Notification.Status.PENDING, timezone.now(), *select_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        created = cursor.rowcount
     if created:
         from benefits.tasks import notifications_flush_task
 

@@ -132,16 +132,16 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
             "waitlisted": len(waitlisted_ids),
         },
     )
-    notification_enqueue_many(
-        applications=Application.objects.filter(pk__in=selected_ids),
-        kind=Notification.Kind.SELECTED,
-        event_key=f"select{run.pk}",
-    )
-    notification_enqueue_many(
-        applications=Application.objects.filter(pk__in=waitlisted_ids),
-        kind=Notification.Kind.WAITLISTED,
-        event_key=f"select{run.pk}",
-    )
+    for kind, ids in (
+        (Notification.Kind.SELECTED, selected_ids),
+        (Notification.Kind.WAITLISTED, waitlisted_ids),
+    ):
+        for start in range(0, len(ids), 5000):
+            notification_enqueue_many(
+                rows=Application.objects.filter(pk__in=ids[start : start + 5000]),
+                kind=kind,
+                event_key=f"select{run.pk}",
+            )
     return SelectionResult(
         round=round_,
         selected=len(selected_ids),

@@ -17,12 +17,17 @@ def notification_send_task(self, notification_id: int) -> bool:
     return sent
 
 
-@shared_task
-def notifications_flush_task() -> int:
-    """Send what is still pending (after a broker outage or exhausted task retries)."""
-    ids = notifications_pending_ids(limit=FLUSH_LIMIT)
-    sent = sum(notification_send(notification_id=notification_id) for notification_id in ids)
-    if sent and len(ids) == FLUSH_LIMIT:
-        # More are waiting (a selection or a bank result makes thousands at once).
-        notifications_flush_task.delay()
-    return sent
+@shared_task(bind=True)
+def notifications_flush_task(self) -> int:
+    """Send what is still pending (after a selection, a bank result, or a broker outage)."""
+    sent_total = 0
+    while True:
+        ids = notifications_pending_ids(limit=FLUSH_LIMIT)
+        sent = sum(notification_send(notification_id=pk) for pk in ids)
+        sent_total += sent
+        if not sent or len(ids) < FLUSH_LIMIT:
+            return sent_total
+        if not self.request.is_eager:
+            # More are waiting: a fresh task takes them, so no task runs for long.
+            notifications_flush_task.delay()
+            return sent_total

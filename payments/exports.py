@@ -23,7 +23,7 @@ from payments.bankfiles import (
     write_csv,
     write_pain001,
 )
-from payments.models import BankFile, DisbursementBatch, Payment
+from payments.models import REFERENCE_PREFIX, BankFile, DisbursementBatch, Payment
 
 FILE_PURPOSE = "bank_file"
 EXPORTABLE_STATES = (
@@ -47,19 +47,20 @@ def _memo(batch: DisbursementBatch) -> str:
 def transfer_lines(batch: DisbursementBatch) -> Iterator[TransferLine]:
     """The transfers of a batch in a fixed order: every payment not held out."""
     memo = _memo(batch)
-    payments = (
+    # Tuples, not models: the FSM mixin would reload a deferred status row by row.
+    rows = (
         Payment.objects.filter(batch=batch)
         .exclude(status=Payment.Status.CANCELLED)
         .order_by("id")
-        .only("id", "bank_code", "account_number", "account_holder", "amount")
+        .values_list("id", "bank_code", "account_number", "account_holder", "amount")
     )
-    for payment in payments.iterator(chunk_size=2000):
+    for pk, bank_code, account_number, holder, amount in rows.iterator(chunk_size=5000):
         yield TransferLine(
-            reference=payment.reference,
-            bank_code=payment.bank_code,
-            account_number=payment.account_number.replace("-", ""),
-            account_holder=payment.account_holder,
-            amount=payment.amount,
+            reference=f"{REFERENCE_PREFIX}{pk:010d}",
+            bank_code=bank_code,
+            account_number=account_number.replace("-", ""),
+            account_holder=holder,
+            amount=amount,
             memo=memo,
         )
 

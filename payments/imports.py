@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from benefits.models import Application, Notification
+from benefits.models import Notification
 from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import DomainError, InvalidTransition
@@ -125,7 +125,6 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
             paid_at=now,
             result_import=record,
         )
-    failed_reasons: dict[int, str] = {}
     for reason, pks in to_fail.items():
         for ids in _chunks(pks):
             failed += bulk_transition(
@@ -145,25 +144,18 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
     record.save(update_fields=["summary"])
 
     settled = Payment.objects.filter(result_import=record)
-    notification_enqueue_many(
-        applications=Application.objects.filter(
-            pk__in=settled.filter(status=Payment.Status.PAID).values("application_id")
-        ),
-        kind=Notification.Kind.PAID,
-        event_key=f"result{record.pk}",
-    )
-    for payment_app, reason in settled.filter(status=Payment.Status.FAILED).values_list(
-        "application_id", "failure_reason"
+    for state, kind in (
+        (Payment.Status.PAID, Notification.Kind.PAID),
+        (Payment.Status.FAILED, Notification.Kind.PAYMENT_FAILED),
     ):
-        failed_reasons[payment_app] = reason
-    notification_enqueue_many(
-        applications=Application.objects.filter(
-            pk__in=settled.filter(status=Payment.Status.FAILED).values("application_id")
-        ),
-        kind=Notification.Kind.PAYMENT_FAILED,
-        event_key=f"result{record.pk}",
-        reasons=failed_reasons,
-    )
+        notification_enqueue_many(
+            rows=settled.filter(status=state),
+            kind=kind,
+            event_key=f"result{record.pk}",
+            application_field="application_id",
+            user_field="application__applicant__user_id",
+            reason_field="failure_reason",
+        )
     audit_record(actor=actor, obj=batch, action="batch.results_imported", data=record.summary)
     if not Payment.objects.filter(batch=batch, status=Payment.Status.SENT).exists():
         _transition(batch, None, name="reconcile", what="reconciled")

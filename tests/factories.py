@@ -1,9 +1,11 @@
 """factory-boy factories; personal data is synthetic and valid."""
 
+import functools
 from datetime import date, datetime, time, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
@@ -16,6 +18,11 @@ User = get_user_model()
 PASSWORD = "correct-horse-battery"
 
 
+@functools.cache
+def _password_hash() -> str:
+    return make_password(PASSWORD)
+
+
 class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
@@ -23,7 +30,8 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+    # Hashed once for the whole run: a PBKDF2 hash per user made the suite minutes slower.
+    password = factory.LazyFunction(_password_hash)
 
     @factory.post_generation
     def role(self, create, extracted, **kwargs):

@@ -294,3 +294,49 @@ def test_bad_export_format_is_a_field_error(selected_round, finance1):
     response = finance1.get(f"/api/v1/disbursements/{batch['id']}/export/?format=xlsx")
     assert response.status_code == 400
     assert response.json()["errors"][0]["attr"] == "format"
+
+
+def test_a_voucher_round_is_credited_without_a_bank_file(manager, finance1, finance2):
+    from benefits.models import Round
+    from tests.factories import ProgramFactory, RoundFactory
+    from tests.payments.conftest import approved
+
+    voucher_round = RoundFactory(
+        program=ProgramFactory(code="VOUCHER"),
+        status=Round.Status.CLOSED,
+        capacity=2,
+        amount=350_000,
+    )
+    approved(voucher_round, 2)
+    assert manager.post(f"/api/v1/rounds/{voucher_round.pk}/select/").status_code == 200
+    batch = _create_batch(finance1, voucher_round)
+    _approve(finance1, finance2, batch["id"])
+    response = finance1.get(f"/api/v1/disbursements/{batch['id']}/export/?format=csv")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "no_file"
+    response = finance1.post(f"/api/v1/disbursements/{batch['id']}/disburse/")
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "reconciled"
+    assert response.json()["counts"]["paid"] == 2
+    assert Notification.objects.filter(kind=Notification.Kind.PAID).count() == 2
+
+
+def test_batch_views_and_the_admin_show_account_numbers_masked(selected_round, finance1, client):
+    from tests.factories import UserFactory
+
+    batch = _create_batch(finance1, selected_round)
+    payment = Payment.objects.filter(batch_id=batch["id"]).first()
+    raw = payment.account_number
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    pages = [
+        finance1.get(f"/api/v1/disbursements/{batch['id']}/payments/"),
+        finance1.get(f"/api/v1/disbursements/{batch['id']}/"),
+        client.get("/admin/payments/payment/"),
+        client.get(f"/admin/payments/payment/{payment.pk}/change/"),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        assert raw not in page.content.decode()
+    assert f"****{raw[-4:]}" in pages[0].content.decode()
+    assert f"****{raw[-4:]}" in pages[3].content.decode()
