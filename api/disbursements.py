@@ -44,6 +44,9 @@ class BankFileSerializer(serializers.Serializer):
 class BatchSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     round = serializers.IntegerField(source="round_id")
+    kind = serializers.ChoiceField(choices=DisbursementBatch.Kind.choices)
+    period_starts_on = serializers.DateField(allow_null=True)
+    period_ends_on = serializers.DateField(allow_null=True)
     status = serializers.ChoiceField(choices=DisbursementBatch.Status.choices)
     build_status = serializers.ChoiceField(choices=DisbursementBatch.BuildStatus.choices)
     build_expected = serializers.IntegerField()
@@ -99,9 +102,10 @@ class BatchDetailSerializer(BatchSerializer):
 class PaymentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     reference = serializers.CharField()
-    application = serializers.IntegerField(source="application_id")
-    applicant = serializers.IntegerField(source="application.applicant_id")
-    legal_name = serializers.CharField(source="application.applicant.legal_name")
+    application = serializers.IntegerField(source="application_id", allow_null=True)
+    applicant = serializers.IntegerField(source="application.applicant_id", allow_null=True)
+    provider = serializers.IntegerField(source="provider_id", allow_null=True)
+    legal_name = serializers.CharField(source="application.applicant.legal_name", allow_null=True)
     status = serializers.ChoiceField(choices=Payment.Status.choices)
     amount = serializers.IntegerField()
     bank_code = serializers.CharField()
@@ -121,6 +125,23 @@ class PaymentSerializer(serializers.Serializer):
 
 class BatchCreateSerializer(StrictSerializer):
     round = serializers.PrimaryKeyRelatedField(queryset=Round.objects.all())
+    # A settlement pays voucher providers for the redemptions of a period.
+    kind = serializers.ChoiceField(
+        choices=DisbursementBatch.Kind.choices, default=DisbursementBatch.Kind.BENEFIT
+    )
+    period_starts_on = serializers.DateField(required=False)
+    period_ends_on = serializers.DateField(required=False)
+
+    def validate(self, attrs):
+        if attrs["kind"] == DisbursementBatch.Kind.SETTLEMENT:
+            missing = {
+                name: serializers.ErrorDetail("A settlement needs its period.", code="required")
+                for name in ("period_starts_on", "period_ends_on")
+                if name not in attrs
+            }
+            if missing:
+                raise serializers.ValidationError(missing)
+        return attrs
 
 
 class ResultUploadSerializer(StrictSerializer):
@@ -169,7 +190,16 @@ class DisbursementListCreateApi(generics.ListAPIView):
     def post(self, request):
         data = BatchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        batch = services.batch_create(round_=data.validated_data["round"], actor=request.user)
+        values = data.validated_data
+        if values["kind"] == DisbursementBatch.Kind.SETTLEMENT:
+            batch = services.settlement_batch_create(
+                round_=values["round"],
+                actor=request.user,
+                period_starts_on=values["period_starts_on"],
+                period_ends_on=values["period_ends_on"],
+            )
+        else:
+            batch = services.batch_create(round_=values["round"], actor=request.user)
         # With eager Celery the payments are gathered already; otherwise poll build_status.
         batch = selectors.batch_get(pk=batch.pk)
         return Response(BatchDetailSerializer(batch).data, status=status.HTTP_201_CREATED)

@@ -50,6 +50,7 @@ urlpatterns = [
     path("", include("api.review")),
     path("", include("api.registries")),
     path("", include("api.disbursements")),
+    path("", include("api.vouchers")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,

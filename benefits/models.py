@@ -66,6 +66,13 @@ class Round(ConcurrentTransitionMixin, models.Model):
     duplicate_policy = models.JSONField(default=dict, blank=True)
     auto_decisions = models.BooleanField(default=False)
     selection_seed = models.CharField(max_length=64, blank=True)
+    # Voucher rounds: when unspent balances lapse (default 31 December of the round's year),
+    # and the optional top-up for excellent users (a share of recipients, in percent).
+    voucher_expires_on = models.DateField(null=True, blank=True)
+    top_up_amount = models.BigIntegerField(default=0, help_text="KRW; 0 = no top-up")
+    top_up_share = models.PositiveSmallIntegerField(
+        default=0, help_text="percent of recipients who may get the top-up"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -88,6 +95,10 @@ class Round(ConcurrentTransitionMixin, models.Model):
             models.CheckConstraint(
                 condition=Q(period_ends_on__gte=F("period_starts_on")),
                 name="round_period_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(top_up_amount__gte=0) & Q(top_up_share__lte=100),
+                name="round_top_up_sane",
             ),
         ]
 

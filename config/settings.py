@@ -246,6 +246,8 @@ SPECTACULAR_SETTINGS = {
         "RoundStatusEnum": "benefits.models.ROUND_STATUS_CHOICES",
         "BatchStatusEnum": "payments.models.BATCH_STATUS_CHOICES",
         "PaymentStatusEnum": "payments.models.PAYMENT_STATUS_CHOICES",
+        "BatchKindEnum": "payments.models.BATCH_KIND_CHOICES",
+        "VoucherEntryKindEnum": "payments.models.VOUCHER_ENTRY_KIND_CHOICES",
         "ValidationErrorEnum": (
             "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices"
         ),
@@ -284,6 +286,10 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {
         "task": "api.tasks.idempotency_keys_purge_task",
         "schedule": crontab(minute=17),
+    },
+    "vouchers-lapse": {
+        "task": "payments.tasks.vouchers_lapse_task",
+        "schedule": crontab(hour=0, minute=10),
     },
     "notifications-flush": {
         "task": "benefits.tasks.notifications_flush_task",

@@ -1,9 +1,24 @@
-"""Read-only admin for batches and payments; account numbers are shown masked only."""
+"""Admin: batches, payments and vouchers read-only; providers registered here. Masked data only."""
 
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError as DjangoValidationError
+from stdnum.exceptions import ValidationError
+from stdnum.kr import brn
 
 from core.admin import ReadOnlyAdmin
-from payments.models import BankFile, BankResultImport, DisbursementBatch, Payment
+from core.banks import normalize_account_number
+from core.crypto import account_fingerprint
+from payments.models import (
+    BankFile,
+    BankResultImport,
+    DisbursementBatch,
+    Payment,
+    Provider,
+    ProviderUser,
+    VoucherAccount,
+    VoucherEntry,
+)
 
 
 @admin.register(DisbursementBatch)
@@ -50,3 +65,87 @@ class BankFileAdmin(ReadOnlyAdmin):
 @admin.register(BankResultImport)
 class BankResultImportAdmin(ReadOnlyAdmin):
     list_display = ["id", "batch", "format", "imported_by", "created_at"]
+
+
+class ProviderForm(forms.ModelForm):
+    """Registering an institution: a valid business number and a bank account to settle to."""
+
+    class Meta:
+        model = Provider
+        fields = ["name", "business_registration_number", "status", "bank_code"]
+
+    account_number = forms.CharField(
+        required=False,
+        help_text="Digits (hyphens allowed); leave empty to keep the current account.",
+        widget=forms.PasswordInput(render_value=False),
+    )
+    account_holder = forms.CharField(max_length=100)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["account_holder"].initial = self.instance.account_holder
+        else:
+            self.fields["account_number"].required = True
+
+    def clean_business_registration_number(self):
+        try:
+            return brn.validate(self.cleaned_data["business_registration_number"])
+        except ValidationError as exc:
+            raise forms.ValidationError(
+                f"Not a valid business registration number: {exc}"
+            ) from None
+
+    def clean_account_number(self):
+        number = self.cleaned_data["account_number"]
+        if not number:
+            return ""
+        try:
+            return normalize_account_number(number)
+        except DjangoValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+    def save(self, commit=True):
+        provider = super().save(commit=False)
+        provider.account_holder = self.cleaned_data["account_holder"]
+        if self.cleaned_data["account_number"]:
+            provider.account_number = self.cleaned_data["account_number"]
+        provider.account_fingerprint = account_fingerprint(
+            provider.bank_code, provider.account_number
+        )
+        if commit:
+            provider.save()
+        return provider
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderForm
+    list_display = ["name", "business_registration_number", "status", "account_number_masked"]
+    list_filter = ["status"]
+    search_fields = ["name", "business_registration_number"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProviderUser)
+class ProviderUserAdmin(admin.ModelAdmin):
+    list_display = ["user", "provider"]
+    autocomplete_fields = ["provider"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(VoucherAccount)
+class VoucherAccountAdmin(ReadOnlyAdmin):
+    list_display = ["id", "round", "application", "expires_on", "lapsed_at"]
+    list_filter = ["round"]
+    # The code is a bearer credential: it is not shown here.
+    exclude = ["code"]
+
+
+@admin.register(VoucherEntry)
+class VoucherEntryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "account", "kind", "amount", "balance_after", "provider", "at"]
+    list_filter = ["kind"]
+    list_select_related = ["provider"]

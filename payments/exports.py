@@ -41,7 +41,10 @@ EXTENSIONS = {BankFile.Format.CSV: "csv", BankFile.Format.PAIN001: "xml"}
 
 def _memo(batch: DisbursementBatch) -> str:
     round_ = batch.round
-    return f"{round_.program.name_ko} {round_.year} {round_.name}"[:140]
+    if batch.is_settlement:
+        period = f"{batch.period_starts_on:%Y%m%d}-{batch.period_ends_on:%Y%m%d}"
+        return f"{round_.program.name_ko} {round_.year} 정산 {period}"[:140]
+    return f"{round_.program.name_ko} {round_.year}"[:140]
 
 
 def transfer_lines(batch: DisbursementBatch) -> Iterator[TransferLine]:

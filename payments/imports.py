@@ -19,7 +19,7 @@ from core.exceptions import DomainError, InvalidTransition
 from core.fsm import bulk_transition
 from payments.bankfiles import BankFileError, parse_result_file
 from payments.models import BankResultImport, DisbursementBatch, Payment, reference_to_pk
-from payments.services import _lock_batch, _transition
+from payments.services import _lock_batch, _release_settled_entries, _transition
 
 CHUNK = 5000
 MAX_REPORTED = 100
@@ -134,6 +134,8 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
                 failure_reason=reason[:300],
                 result_import=record,
             )
+    # A provider's failed settlement frees its redemptions for the next settlement.
+    _release_settled_entries(Payment.objects.filter(result_import=record, status="failed"))
     record.summary = {
         "lines": len(lines),
         "paid": paid,
@@ -149,7 +151,7 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
         (Payment.Status.FAILED, Notification.Kind.PAYMENT_FAILED),
     ):
         notification_enqueue_many(
-            rows=settled.filter(status=state),
+            rows=settled.filter(status=state, application__isnull=False),
             kind=kind,
             event_key=f"result{record.pk}",
             application_field="application_id",

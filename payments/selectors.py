@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 
 from benefits.models import Applicant, Application, Round
 from payments.models import DisbursementBatch, Payment
+from payments.vouchers import voucher_returned_to_round
 
 AUDIT_FLAGS = ("shared_account", "account_changed", "amount_anomaly", "application_changed")
 
@@ -32,7 +33,7 @@ class BudgetLedger:
 def round_budget_ledger(round_: Round) -> BudgetLedger:
     """The round's ledger, read from the payments themselves so it cannot drift from them."""
     by_status = dict(
-        Payment.objects.filter(round=round_)
+        Payment.objects.filter(round=round_, application__isnull=False)
         .values_list("status")
         .annotate(total=Sum("amount"))
         .values_list("status", "total")
@@ -51,7 +52,7 @@ def round_budget_ledger(round_: Round) -> BudgetLedger:
     failed = by_status.get(Payment.Status.FAILED, 0)
     awaiting_batch = awaiting * round_.amount
     committed = awaiting_batch + in_batches + paid + failed
-    returned = 0  # unspent voucher balances that lapse back to the round
+    returned = voucher_returned_to_round(round_.pk)  # lapsed voucher balances
     return BudgetLedger(
         budget=round_.budget,
         committed=committed,
@@ -112,7 +113,7 @@ def _flag_expressions(batch: DisbursementBatch) -> dict:
     return {
         "shared_account": _flag(Exists(same_account_in_batch) | Exists(same_account_elsewhere)),
         "account_changed": _flag(Exists(account_changed)),
-        "amount_anomaly": _flag(~Q(amount=F("round__amount"))),
+        "amount_anomaly": _flag(Q(application__isnull=False) & ~Q(amount=F("round__amount"))),
         "application_changed": _flag(~Q(application__status=Application.Status.SELECTED)),
     }
 

@@ -6,6 +6,7 @@ state in sets through core.fsm.bulk_transition, which obeys the Payment FSM's tr
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Sum
 from django.utils import timezone
 from django_fsm import can_proceed, has_transition_perm
 
@@ -14,7 +15,8 @@ from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.fsm import bulk_transition
-from payments.models import DisbursementBatch, Payment
+from payments.models import DisbursementBatch, Payment, Provider, VoucherEntry
+from payments.vouchers import voucher_accounts_issue
 
 BUILD_CHUNK = 5000
 PAYABLE_ROUND_STATES = (Round.Status.SELECTED, Round.Status.DISBURSING)
@@ -84,9 +86,9 @@ def _live_total(round_id: int) -> int:
     from django.db.models import Sum
 
     return (
-        Payment.objects.filter(round_id=round_id, status__in=Payment.LIVE_STATES).aggregate(
-            total=Sum("amount")
-        )["total"]
+        Payment.objects.filter(
+            round_id=round_id, status__in=Payment.LIVE_STATES, application__isnull=False
+        ).aggregate(total=Sum("amount"))["total"]
         or 0
     )
 
@@ -225,6 +227,11 @@ def batch_build(*, batch_id: int, chunk_size: int = BUILD_CHUNK) -> Disbursement
     return DisbursementBatch.objects.get(pk=batch_id)
 
 
+def _release_settled_entries(payments) -> int:
+    """Free the voucher entries of provider payments that will not be made (a later one will)."""
+    return VoucherEntry.objects.filter(settlement__in=payments).update(settlement=None)
+
+
 def batch_total(batch: DisbursementBatch) -> int:
     from django.db.models import Sum
 
@@ -323,6 +330,7 @@ def batch_disburse(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
         return batch
     # A voucher round needs no bank: the credit is the payment.
     bulk_transition(pending, "credit", sent_at=now, paid_at=now)
+    voucher_accounts_issue(payments=Payment.objects.filter(batch=batch, status=Payment.Status.PAID))
     notification_enqueue_many(
         rows=Payment.objects.filter(batch=batch, status=Payment.Status.PAID),
         kind=Notification.Kind.PAID,
@@ -339,6 +347,7 @@ def batch_cancel(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbur
     batch = _lock_batch(batch)
     batch = _transition(batch, actor, name="cancel", what="cancelled", reason=reason)
     freed = bulk_transition(Payment.objects.filter(batch=batch), "cancel")
+    _release_settled_entries(Payment.objects.filter(batch=batch, status=Payment.Status.CANCELLED))
     batch.build_status = DisbursementBatch.BuildStatus.READY
     batch.save(update_fields=["build_status"])
     audit_record(actor=actor, obj=batch, action="batch.payments_freed", data={"payments": freed})
@@ -379,6 +388,7 @@ def payment_hold(*, batch: DisbursementBatch, payment_id: int, actor, reason: st
     payment.cancel()
     payment.hold_reason = reason
     payment.save(update_fields=["status", "hold_reason"])
+    _release_settled_entries(Payment.objects.filter(pk=payment.pk))
     audit_record(
         actor=actor,
         obj=batch,
@@ -387,3 +397,93 @@ def payment_hold(*, batch: DisbursementBatch, payment_id: int, actor, reason: st
         data={"payment": payment.pk, "application": payment.application_id},
     )
     return payment
+
+
+@transaction.atomic
+def settlement_batch_create(
+    *, round_: Round, actor, period_starts_on, period_ends_on
+) -> DisbursementBatch:
+    """Open a batch paying each provider its redemptions net of refunds made in a period.
+
+    Each redemption and refund is tied to the settlement payment that pays it, under the
+    round's lock, so a second settlement (even a concurrent one) pays nothing twice.
+    """
+    if not actor.has_perm("payments.prepare_batch"):
+        raise PermissionDenied
+    round_ = Round.objects.select_for_update().select_related("program").get(pk=round_.pk)
+    if round_.program.code != "VOUCHER":
+        raise DomainError(
+            "Only a voucher round has providers to settle.",
+            code="not_a_voucher_round",
+            field="round",
+        )
+    if period_ends_on < period_starts_on:
+        raise DomainError(
+            "The period ends before it starts.", code="invalid_period", field="period_ends_on"
+        )
+    entries = VoucherEntry.objects.filter(
+        account__round=round_,
+        kind__in=[VoucherEntry.Kind.REDEMPTION, VoucherEntry.Kind.REFUND],
+        settlement__isnull=True,
+        at__date__gte=period_starts_on,
+        at__date__lte=period_ends_on,
+    )
+    # Entries written after this point (a redemption right now) wait for the next settlement.
+    last_id = entries.aggregate(last=Max("id"))["last"]
+    if last_id is None:
+        raise DomainError(
+            "No redemption in this period is waiting to be settled.",
+            code="nothing_to_pay",
+            field="round",
+        )
+    entries = entries.filter(id__lte=last_id)
+    owed = [
+        (provider_id, -total)
+        for provider_id, total in entries.values("provider")
+        .annotate(total=Sum("amount"))
+        .values_list("provider", "total")
+        .order_by("provider")
+        if total < 0  # refunds beyond redemptions carry over to the next period
+    ]
+    if not owed:
+        raise DomainError(
+            "Refunds cancel out the redemptions of this period: nothing to pay.",
+            code="nothing_to_pay",
+            field="round",
+        )
+    batch = DisbursementBatch.objects.create(
+        round=round_,
+        kind=DisbursementBatch.Kind.SETTLEMENT,
+        period_starts_on=period_starts_on,
+        period_ends_on=period_ends_on,
+        prepared_by=actor,
+        build_status=DisbursementBatch.BuildStatus.READY,
+        build_expected=len(owed),
+    )
+    providers = Provider.objects.in_bulk([provider_id for provider_id, _ in owed])
+    for provider_id, amount in owed:
+        provider = providers[provider_id]
+        payment = Payment.objects.create(
+            batch=batch,
+            round=round_,
+            provider=provider,
+            amount=amount,
+            bank_code=provider.bank_code,
+            account_number=provider.account_number,
+            account_holder=provider.account_holder,
+            account_fingerprint=provider.account_fingerprint,
+        )
+        entries.filter(provider_id=provider_id).update(settlement=payment)
+    audit_record(
+        actor=actor,
+        obj=batch,
+        action="batch.created",
+        to_state=batch.status,
+        data={
+            "round": round_.pk,
+            "kind": "settlement",
+            "period": [period_starts_on.isoformat(), period_ends_on.isoformat()],
+            "providers": len(owed),
+        },
+    )
+    return batch

@@ -14,6 +14,7 @@ from django.utils import timezone
 from benefits import services
 from benefits.models import Applicant, Application, Program, Round
 from core.banks import BANKS
+from core.crypto import account_fingerprint
 from core.districts import SEOUL_DISTRICTS
 from core.roles import Role, ensure_roles
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
@@ -107,6 +108,7 @@ class Command(BaseCommand):
         password = settings.BAEUM_DEMO_PASSWORD
         staff = self._staff(password)
         rounds = self._programs_and_rounds(staff["manager"])
+        self._provider(staff["provider"])
         self._registries(applicants, staff["manager"])
         created = self._applicants(applicants, password, rounds, staff)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} new applicants)."))
@@ -130,6 +132,23 @@ class Command(BaseCommand):
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.org", password)
         return users
+
+    @transaction.atomic
+    def _provider(self, user) -> None:
+        """A registered lifelong-learning institution that the demo `provider` acts for."""
+        from payments.models import Provider, ProviderUser
+
+        provider, _ = Provider.objects.get_or_create(
+            business_registration_number="1348672683",
+            defaults={
+                "name": "서울시민대학 평생교육원",
+                "bank_code": "020",
+                "account_number": "1002123456789",
+                "account_holder": "서울시민대학",
+                "account_fingerprint": account_fingerprint("020", "1002123456789"),
+            },
+        )
+        ProviderUser.objects.get_or_create(user=user, defaults={"provider": provider})
 
     @transaction.atomic
     def _programs_and_rounds(self, manager) -> list[Round]:

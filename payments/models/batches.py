@@ -30,7 +30,15 @@ class DisbursementBatch(ConcurrentTransitionMixin, models.Model):
         BUILDING = "building"
         READY = "ready"
 
+    class Kind(models.TextChoices):
+        BENEFIT = "benefit"  # citizens' entitlements of a round
+        SETTLEMENT = "settlement"  # voucher providers' redemptions in a period
+
     round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="disbursement_batches")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.BENEFIT)
+    # A settlement pays the redemptions (net of refunds) made in this period.
+    period_starts_on = models.DateField(null=True, blank=True)
+    period_ends_on = models.DateField(null=True, blank=True)
     status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
     # Payments are gathered in committed chunks; the cursor is the last application id done.
     build_status = models.CharField(
@@ -80,8 +88,13 @@ class DisbursementBatch(ConcurrentTransitionMixin, models.Model):
         return self.build_status == self.BuildStatus.READY
 
     @property
+    def is_settlement(self) -> bool:
+        return self.kind == self.Kind.SETTLEMENT
+
+    @property
     def pays_by_bank(self) -> bool:
-        return self.round.program.code != "VOUCHER"
+        # A voucher round's recipients are credited in Baeum; its providers by bank.
+        return self.is_settlement or self.round.program.code != "VOUCHER"
 
     @transition(
         field=status,
@@ -150,7 +163,17 @@ class Payment(ConcurrentTransitionMixin, models.Model):
 
     batch = models.ForeignKey(DisbursementBatch, on_delete=models.PROTECT, related_name="payments")
     round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="payments")
-    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="payments")
+    # The payee: a citizen's entitlement, or a provider being settled.
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    provider = models.ForeignKey(
+        "payments.Provider",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payments",
+    )
     amount = models.BigIntegerField(help_text="KRW")
     status = FSMField(default=Status.PENDING, choices=Status.choices, protected=True)
     # The payee as approved: later profile edits do not change a file already checked.
@@ -180,6 +203,10 @@ class Payment(ConcurrentTransitionMixin, models.Model):
                 name="one_live_payment_per_entitlement",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(application__isnull=True) ^ Q(provider__isnull=True),
+                name="payment_pays_a_citizen_or_a_provider",
+            ),
         ]
         indexes = [
             models.Index(fields=["batch", "status"]),
@@ -225,6 +252,7 @@ class Payment(ConcurrentTransitionMixin, models.Model):
 
 # Named for the OpenAPI schema (SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]).
 BATCH_STATUS_CHOICES = DisbursementBatch.Status.choices
+BATCH_KIND_CHOICES = DisbursementBatch.Kind.choices
 PAYMENT_STATUS_CHOICES = Payment.Status.choices
 
 

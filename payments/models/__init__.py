@@ -1,0 +1,39 @@
+"""Payments: disbursement batches and bank files; voucher accounts, providers and their ledger."""
+
+from payments.models.batches import (
+    BATCH_KIND_CHOICES,
+    BATCH_STATUS_CHOICES,
+    PAYMENT_STATUS_CHOICES,
+    REFERENCE_PREFIX,
+    BankFile,
+    BankResultImport,
+    DisbursementBatch,
+    Payment,
+    bank_file_path,
+    reference_to_pk,
+)
+from payments.models.vouchers import (
+    VOUCHER_ENTRY_KIND_CHOICES,
+    Provider,
+    ProviderUser,
+    VoucherAccount,
+    VoucherEntry,
+)
+
+__all__ = [
+    "BATCH_KIND_CHOICES",
+    "BATCH_STATUS_CHOICES",
+    "PAYMENT_STATUS_CHOICES",
+    "REFERENCE_PREFIX",
+    "VOUCHER_ENTRY_KIND_CHOICES",
+    "BankFile",
+    "BankResultImport",
+    "DisbursementBatch",
+    "Payment",
+    "Provider",
+    "ProviderUser",
+    "VoucherAccount",
+    "VoucherEntry",
+    "bank_file_path",
+    "reference_to_pk",
+]

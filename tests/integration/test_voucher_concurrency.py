@@ -1,0 +1,79 @@
+"""Vouchers under real concurrency on PostgreSQL: the account lock and the constraints decide."""
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from core.roles import Role
+from payments import services
+from payments.models import Payment, VoucherEntry
+from payments.vouchers import voucher_balance
+from tests.factories import UserFactory
+from tests.integration.test_concurrency import run_together
+from tests.payments.test_vouchers import AMOUNT, issue_vouchers, make_provider, redeem
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("voucher races are tested on PostgreSQL: set DATABASE_URL")
+
+
+def test_twenty_threads_spend_exactly_the_balance_and_never_below_zero():
+    account = issue_vouchers(1)[0]
+    provider = make_provider()
+    # 20 × 20,000 = 400,000 asked for against 350,000: exactly 17 fit, 3 are refused.
+    responses = run_together(20, lambda i: redeem(provider, account.code, 20_000))
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(201) == AMOUNT // 20_000
+    assert all(c == 400 for c in codes if c != 201)
+    assert voucher_balance(account) == AMOUNT - (AMOUNT // 20_000) * 20_000
+    balances = list(
+        VoucherEntry.objects.filter(account=account)
+        .order_by("id")
+        .values_list("amount", "balance_after")
+    )
+    running = 0
+    for amount, after in balances:
+        running += amount
+        assert after == running >= 0
+
+
+def test_the_same_idempotency_key_from_two_threads_charges_once():
+    account = issue_vouchers(1)[0]
+    provider = make_provider()
+    responses = run_together(
+        2, lambda i: redeem(provider, account.code, 10_000, key="terminal-3-receipt-991")
+    )
+    assert sorted(r.status_code for r in responses) in ([201, 201], [201, 409])
+    assert VoucherEntry.objects.filter(kind="redemption").count() == 1
+    assert voucher_balance(account) == AMOUNT - 10_000
+
+
+def test_two_settlements_at_once_pay_each_redemption_once():
+    accounts = issue_vouchers(3)
+    provider = make_provider()
+    for account in accounts:
+        redeem(provider, account.code, 50_000)
+    finance = UserFactory(role=Role.FINANCE)
+    today = timezone.localdate()
+
+    def settle(_):
+        try:
+            return services.settlement_batch_create(
+                round_=accounts[0].round,
+                actor=finance,
+                period_starts_on=today,
+                period_ends_on=today,
+            ).pk
+        except Exception as exc:  # noqa: BLE001 - the loser's refusal is the point
+            return exc
+
+    results = run_together(2, settle)
+    made = [r for r in results if isinstance(r, int)]
+    assert len(made) == 1
+    assert Payment.objects.get(batch_id=made[0]).amount == 150_000
+    settled = VoucherEntry.objects.filter(kind="redemption").values_list("settlement", flat=True)
+    assert len(set(settled)) == 1 and None not in set(settled)
