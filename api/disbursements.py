@@ -23,7 +23,7 @@ from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
 from api.views import IDEMPOTENCY_PARAMETER, MAX_ID
 from benefits.models import Round
 from core.roles import Role
-from payments import exports, selectors, services
+from payments import exports, selectors, services, settlement
 from payments.imports import bank_results_import
 from payments.models import BankFile, DisbursementBatch, Payment
 from payments.tasks import bank_files_generate_task
@@ -192,7 +192,7 @@ class DisbursementListCreateApi(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if values["kind"] == DisbursementBatch.Kind.SETTLEMENT:
-            batch = services.settlement_batch_create(
+            batch = settlement.settlement_batch_create(
                 round_=values["round"],
                 actor=request.user,
                 period_starts_on=values["period_starts_on"],

@@ -5,7 +5,7 @@ from django.db import connection
 from django.utils import timezone
 
 from core.roles import Role
-from payments import services
+from payments import settlement
 from payments.models import Payment, VoucherEntry
 from payments.vouchers import voucher_balance
 from tests.factories import UserFactory
@@ -62,7 +62,7 @@ def test_two_settlements_at_once_pay_each_redemption_once():
 
     def settle(_):
         try:
-            return services.settlement_batch_create(
+            return settlement.settlement_batch_create(
                 round_=accounts[0].round,
                 actor=finance,
                 period_starts_on=today,

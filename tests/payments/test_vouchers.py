@@ -10,7 +10,7 @@ from benefits.models import Round
 from core.crypto import account_fingerprint
 from core.exceptions import DomainError
 from core.roles import Role
-from payments import services
+from payments import services, settlement
 from payments.models import (
     DisbursementBatch,
     Payment,
@@ -298,12 +298,12 @@ def test_a_cancelled_settlement_frees_its_redemptions_for_the_next(provider):
     redeem(provider, accounts[0].code, 100_000)
     finance = UserFactory(role=Role.FINANCE)
     today = timezone.localdate()
-    batch = services.settlement_batch_create(
+    batch = settlement.settlement_batch_create(
         round_=accounts[0].round, actor=finance, period_starts_on=today, period_ends_on=today
     )
     services.batch_cancel(batch=batch, actor=finance)
     assert not VoucherEntry.objects.filter(settlement__isnull=False).exists()
-    again = services.settlement_batch_create(
+    again = settlement.settlement_batch_create(
         round_=accounts[0].round, actor=finance, period_starts_on=today, period_ends_on=today
     )
     assert again.payments.get().amount == 100_000
