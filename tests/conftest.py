@@ -17,6 +17,9 @@ def _isolated_files_and_throttles(settings, tmp_path):
             "OPTIONS": {"location": str(tmp_path / "documents"), "base_url": None},
         },
     }
+    # Each API client loads the middleware; WhiteNoise's finders would walk every static
+    # file each time (gunicorn does it once per worker). No test serves static files.
+    settings.WHITENOISE_USE_FINDERS = False
     cache.clear()
     yield
     cache.clear()

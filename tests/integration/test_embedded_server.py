@@ -60,12 +60,14 @@ def server(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/api/v1"
-    for _ in range(100):
+    # A loaded CI machine may take a while to boot two workers: wait up to a minute.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         try:
-            requests.get(f"{base}/programs/", timeout=1)
+            requests.get(f"{base}/programs/", timeout=5)
             break
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:
+            time.sleep(0.2)
     yield base, data / "server.log"
     process.terminate()
     process.wait(timeout=20)

@@ -110,12 +110,12 @@ real_chunk = services._build_chunk
 
 def slow_chunk(*args):
     done = real_chunk(*args)
-    time.sleep(0.02)
+    time.sleep(0.05)
     return done
 
+# Small chunks, slowed down, so that the kill surely lands between two of them.
 services._build_chunk = slow_chunk
-from payments.tasks import batch_build_task
-batch_build_task.run(int(sys.argv[1]))
+services.batch_build(batch_id=int(sys.argv[1]), chunk_size=200)
 """
 
 
