@@ -34,6 +34,8 @@ CanReadBatches = role_permission(Role.FINANCE, Role.AUDITOR)
 
 class BankFileSerializer(serializers.Serializer):
     format = serializers.CharField()
+    downloaded_at = serializers.DateTimeField(allow_null=True)
+    downloaded_by = serializers.CharField(source="downloaded_by.username", default=None)
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
     payments_count = serializers.IntegerField()
@@ -304,6 +306,7 @@ class DisbursementExportApi(APIView):
             )
             response["Retry-After"] = "5"
             return response
+        bank_file = exports.bank_file_download(bank_file=bank_file, actor=request.user)
         response = StreamingHttpResponse(
             exports.bank_file_chunks(bank_file), content_type=exports.CONTENT_TYPES[fmt]
         )

@@ -213,7 +213,7 @@ def main():
         from config.celery import app
         from core.roles import Role
         from payments import services
-        from payments.exports import bank_file_generate
+        from payments.exports import bank_file_download, bank_file_generate
         from payments.imports import bank_results_import
         from payments.models import Payment
 
@@ -260,6 +260,7 @@ def main():
         print(f"pain.001 {xml_s:.2f} s ({xml_file.size / 2**20:.0f} MB)", file=sys.stderr)
 
         batch.refresh_from_db()
+        bank_file_download(bank_file=xml_file, actor=maker)
         _, disburse_s, _ = timed(lambda: services.batch_disburse(batch=batch, actor=maker))
 
         results = tmp / "results.csv"

@@ -15,6 +15,7 @@ from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit import audit_record
 from core.crypto import decrypt_file, encrypt_file
 from payments.bankfiles import (
     BatchHeader,
@@ -148,3 +149,20 @@ def bank_file_chunks(bank_file: BankFile) -> Iterator[bytes]:
 
 def bank_file_name(bank_file: BankFile) -> str:
     return f"baeum-batch-{bank_file.batch_id}.{EXTENSIONS[bank_file.format]}"
+
+
+@transaction.atomic
+def bank_file_download(*, bank_file: BankFile, actor) -> BankFile:
+    """Record who took a bank file out of Baeum, and when (the first time is kept on the file)."""
+    bank_file = BankFile.objects.select_for_update().get(pk=bank_file.pk)
+    if bank_file.downloaded_at is None:
+        bank_file.downloaded_at = timezone.now()
+        bank_file.downloaded_by = actor
+        bank_file.save(update_fields=["downloaded_at", "downloaded_by"])
+    audit_record(
+        actor=actor,
+        obj=bank_file.batch,
+        action="batch.file_downloaded",
+        data={"format": bank_file.format, "sha256": bank_file.sha256},
+    )
+    return bank_file

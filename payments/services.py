@@ -232,7 +232,6 @@ def _release_settled_entries(payments) -> int:
 
 
 def batch_total(batch: DisbursementBatch) -> int:
-
     return (
         batch.payments.exclude(status=Payment.Status.CANCELLED).aggregate(t=Sum("amount"))["t"] or 0
     )
@@ -316,9 +315,11 @@ def batch_disburse(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
     """Record that the bank file went to the bank, or credit a voucher round's recipients."""
     batch = _lock_batch(batch)
     approved = batch.status == DisbursementBatch.Status.APPROVED
-    if batch.pays_by_bank and approved and not batch.files.exists():
+    downloaded = batch.files.filter(downloaded_at__isnull=False).exists()
+    if batch.pays_by_bank and approved and not downloaded:
         raise Conflict(
-            "Export the bank file before marking the batch as sent.", code="export_missing"
+            "Download the bank file (export) before marking the batch as sent.",
+            code="export_missing",
         )
     batch = _transition(batch, actor, name="disburse", what="disbursed")
     now = timezone.now()

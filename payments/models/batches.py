@@ -283,6 +283,11 @@ class BankFile(models.Model):
     payments_count = models.PositiveIntegerField()
     total_amount = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # First download: a batch is marked sent only once one of its files has left Baeum.
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+    downloaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["batch", "format"]

@@ -17,6 +17,7 @@ from benefits.models import Applicant, Application, Notification, Round
 from core.crypto import account_fingerprint
 from core.roles import Role
 from payments import services
+from payments.exports import bank_file_download
 from payments.models import BankResultImport, DisbursementBatch, Payment
 from tests.conftest import client_for
 from tests.factories import RoundFactory, UserFactory
@@ -106,6 +107,7 @@ import os, sys, time
 import django
 django.setup()
 from payments import services
+from payments.exports import bank_file_download
 real_chunk = services._build_chunk
 
 def slow_chunk(*args):
@@ -167,6 +169,7 @@ def test_the_same_result_file_imported_twice_at_once_has_one_effect():
     batch = services.batch_create(round_=round_, actor=maker)
     batch = services.batch_submit(batch=batch, actor=maker)
     batch = services.batch_approve(batch=batch, actor=checker)
+    bank_file_download(bank_file=batch.files.get(format="pain001"), actor=maker)
     batch = services.batch_disburse(batch=batch, actor=maker)
     lines = ["reference,result,reason"]
     for i, payment in enumerate(Payment.objects.filter(batch=batch)):

@@ -10,7 +10,7 @@ from lxml import etree
 
 from benefits.models import Application, Notification
 from payments.bankfiles import PAIN001_XSD
-from payments.models import DisbursementBatch, Payment
+from payments.models import BankFile, DisbursementBatch, Payment
 from tests.conftest import client_for
 
 # Real commits: the batch is built and the bank files made by tasks run after the commit.
@@ -60,6 +60,10 @@ def test_the_whole_path_pays_citizens_and_reissues_a_failed_payment(
     batch = _approve(finance1, finance2, batch["id"])
     assert batch["status"] == "approved"
     assert batch["approved_by"] == finance2.user.username
+    # Nothing is marked sent before a bank file has actually been taken out.
+    response = finance1.post(f"/api/v1/disbursements/{batch['id']}/disburse/")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "export_missing"
 
     rows = list(csv.DictReader(io.StringIO(_export(finance1, batch["id"], "csv").decode())))
     assert [r["amount"] for r in rows] == [str(selected_round.amount)] * 5
@@ -75,10 +79,17 @@ def test_the_whole_path_pays_citizens_and_reissues_a_failed_payment(
     assert sorted(doc.xpath(".//p:EndToEndId/text()", namespaces=NS)) == sorted(payments)
     # Regenerating gives the same bytes.
     assert _export(finance1, batch["id"], "pain001") == xml
+    # On disk the files are encrypted: no account number is readable there.
+    for stored in BankFile.objects.filter(batch_id=batch["id"]):
+        with stored.file.open("rb") as f:
+            at_rest = f.read()
+        assert all(p.account_number.encode() not in at_rest for p in payments.values())
 
     response = finance1.post(f"/api/v1/disbursements/{batch['id']}/disburse/")
     assert response.status_code == 200, response.json()
     assert response.json()["counts"]["sent"] == 5
+    files = {f["format"]: f for f in response.json()["files"]}
+    assert files["csv"]["downloaded_by"] == finance1.user.username
 
     references = sorted(payments)
     failing = references[0]

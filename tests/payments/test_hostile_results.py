@@ -6,6 +6,7 @@ import pytest
 
 from benefits.models import Round
 from payments import services
+from payments.exports import bank_file_download
 from payments.models import BankResultImport, Payment
 from tests.factories import ApplicationFactory, RoundFactory
 
@@ -20,6 +21,7 @@ def sent_batch(finance1, finance2):
     batch = services.batch_create(round_=round_, actor=finance1.user)
     batch = services.batch_submit(batch=batch, actor=finance1.user)
     batch = services.batch_approve(batch=batch, actor=finance2.user)
+    bank_file_download(bank_file=batch.files.get(format="csv"), actor=finance1.user)
     return services.batch_disburse(batch=batch, actor=finance1.user)
 
 

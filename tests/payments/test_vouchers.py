@@ -289,6 +289,10 @@ def test_a_settlement_pays_each_provider_its_redemptions_net_of_refunds_once(pro
     from payments.exports import bank_file_generate
 
     bank_file_generate(batch_id=batch_obj.pk, fmt="csv")
+    csv_text = b"".join(
+        finance1.get(f"/api/v1/disbursements/{batch['id']}/export/?format=csv").streaming_content
+    ).decode()
+    assert "1002123456789" in csv_text  # the provider's account, decrypted for the bank only
     assert finance1.post(f"/api/v1/disbursements/{batch['id']}/disburse/").status_code == 200
 
 
