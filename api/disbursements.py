@@ -23,10 +23,9 @@ from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
 from api.views import IDEMPOTENCY_PARAMETER, MAX_ID
 from benefits.models import Round
 from core.roles import Role
-from payments import exports, selectors, services, settlement
+from payments import exports, selectors, services
 from payments.imports import bank_results_import
-from payments.models import BankFile, DisbursementBatch, Payment
-from payments.tasks import bank_files_generate_task
+from payments.models import DisbursementBatch, Payment
 
 IsFinance = role_permission(Role.FINANCE)
 CanReadBatches = role_permission(Role.FINANCE, Role.AUDITOR)
@@ -192,16 +191,7 @@ class DisbursementListCreateApi(generics.ListAPIView):
     def post(self, request):
         data = BatchCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        if values["kind"] == DisbursementBatch.Kind.SETTLEMENT:
-            batch = settlement.settlement_batch_create(
-                round_=values["round"],
-                actor=request.user,
-                period_starts_on=values["period_starts_on"],
-                period_ends_on=values["period_ends_on"],
-            )
-        else:
-            batch = services.batch_create(round_=values["round"], actor=request.user)
+        batch = services.batch_open(actor=request.user, **data.validated_data)
         # With eager Celery the payments are gathered already; otherwise poll build_status.
         batch = selectors.batch_get(pk=batch.pk)
         return Response(BatchDetailSerializer(batch).data, status=status.HTTP_201_CREATED)
@@ -277,28 +267,11 @@ class DisbursementExportApi(APIView):
         },
     )
     def get(self, request, pk: int):
-        fmt = request.query_params.get("format", "")
-        if fmt not in BankFile.Format.values:
-            raise field_error("format", "Choose format=csv or format=pain001.", "invalid_choice")
-        batch = selectors.batch_get(pk=pk)
-        if not batch.pays_by_bank:
-            raise field_error(
-                "format",
-                "A voucher round is credited in Baeum: it has no bank file.",
-                "no_file",
-                409,
-            )
-        if batch.status not in exports.EXPORTABLE_STATES:
-            raise field_error(
-                "status",
-                f"A batch that is {batch.status} has no bank file yet: it must be approved first.",
-                "invalid_transition",
-                409,
-            )
-        bank_file = batch.files.filter(format=fmt).first()
-        if bank_file is None:
-            bank_files_generate_task.delay(batch.pk)  # eager: done by the next line
-            bank_file = batch.files.filter(format=fmt).first()
+        bank_file = exports.bank_file_for_download(
+            batch=selectors.batch_get(pk=pk),
+            fmt=request.query_params.get("format", ""),
+            actor=request.user,
+        )
         if bank_file is None:
             response = Response(
                 {"status": "generating", "detail": "The bank file is being generated."},
@@ -306,9 +279,9 @@ class DisbursementExportApi(APIView):
             )
             response["Retry-After"] = "5"
             return response
-        bank_file = exports.bank_file_download(bank_file=bank_file, actor=request.user)
         response = StreamingHttpResponse(
-            exports.bank_file_chunks(bank_file), content_type=exports.CONTENT_TYPES[fmt]
+            exports.bank_file_chunks(bank_file),
+            content_type=exports.CONTENT_TYPES[bank_file.format],
         )
         response["Content-Disposition"] = (
             f'attachment; filename="{exports.bank_file_name(bank_file)}"'

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core.audit import audit_record
 from core.crypto import decrypt_file, encrypt_file
+from core.exceptions import Conflict, DomainError, InvalidTransition
 from payments.bankfiles import (
     BatchHeader,
     TransferLine,
@@ -166,3 +167,30 @@ def bank_file_download(*, bank_file: BankFile, actor) -> BankFile:
         data={"format": bank_file.format, "sha256": bank_file.sha256},
     )
     return bank_file
+
+
+def bank_file_for_download(*, batch: DisbursementBatch, fmt: str, actor) -> BankFile | None:
+    """The batch's file in a format, recorded as downloaded; None while it is being made."""
+    if fmt not in BankFile.Format.values:
+        raise DomainError(
+            "Choose format=csv or format=pain001.", code="invalid_choice", field="format"
+        )
+    if not batch.pays_by_bank:
+        raise Conflict(
+            "A voucher round is credited in Baeum: it has no bank file.",
+            code="no_file",
+            field="format",
+        )
+    if batch.status not in EXPORTABLE_STATES:
+        raise InvalidTransition(
+            f"A batch that is {batch.status} has no bank file yet: it must be approved first."
+        )
+    bank_file = batch.files.filter(format=fmt).first()
+    if bank_file is None:
+        from payments.tasks import bank_files_generate_task
+
+        bank_files_generate_task.delay(batch.pk)  # eager: made by the time this returns
+        bank_file = batch.files.filter(format=fmt).first()
+    if bank_file is None:
+        return None
+    return bank_file_download(bank_file=bank_file, actor=actor)

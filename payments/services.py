@@ -396,3 +396,17 @@ def payment_hold(*, batch: DisbursementBatch, payment_id: int, actor, reason: st
         data={"payment": payment.pk, "application": payment.application_id},
     )
     return payment
+
+
+def batch_open(*, round, actor, kind: str = "benefit", period_starts_on=None, period_ends_on=None):
+    """Open a batch of the kind asked for: a round's entitlements, or a providers' settlement."""
+    if kind == DisbursementBatch.Kind.SETTLEMENT:
+        from payments.settlement import settlement_batch_create
+
+        return settlement_batch_create(
+            round_=round,
+            actor=actor,
+            period_starts_on=period_starts_on,
+            period_ends_on=period_ends_on,
+        )
+    return batch_create(round_=round, actor=actor)

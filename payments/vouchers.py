@@ -295,23 +295,29 @@ def voucher_top_up(*, round_: Round, actor) -> dict:
     seed = round_.selection_seed or ""
     eligible.sort(key=lambda row: (lottery_key(seed, row[1]), row[1]))
     chosen = [account_id for account_id, _ in eligible[: max(limit - already, 0)]]
-    locked = VoucherAccount.objects.select_for_update().filter(pk__in=chosen).order_by("id")
-    granted = 0
-    for account in locked:
-        if voucher_balance(account) != 0:
-            continue
-        try:
-            with transaction.atomic():
-                VoucherEntry.objects.create(
-                    account=account,
+    # Lock the chosen accounts, then re-check under the lock that nothing was spent meanwhile.
+    list(VoucherAccount.objects.select_for_update().filter(pk__in=chosen).order_by("id"))
+    balances = dict(
+        VoucherEntry.objects.filter(account_id__in=chosen)
+        .values("account")
+        .annotate(total=Sum("amount"))
+        .values_list("account", "total")
+    )
+    granted = len(
+        VoucherEntry.objects.bulk_create(
+            [
+                VoucherEntry(
+                    account_id=account_id,
                     kind=VoucherEntry.Kind.TOP_UP,
                     amount=round_.top_up_amount,
                     balance_after=round_.top_up_amount,
                     actor=actor,
                 )
-                granted += 1
-        except IntegrityError:
-            continue
+                for account_id in chosen
+                if balances.get(account_id, 0) == 0
+            ]
+        )
+    )
     result = {"eligible": len(eligible), "granted": granted, "limit": limit}
     audit_record(actor=actor, obj=round_, action="round.voucher_top_up", data=result)
     return result

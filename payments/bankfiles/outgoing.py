@@ -59,7 +59,8 @@ def _text_problem(value: object, field: str, max_len: int, *, required: bool) ->
 def _pattern_problem(value: object, field: str, pattern: re.Pattern[str], rule: str) -> str | None:
     if isinstance(value, str) and pattern.fullmatch(value):
         return None
-    return f"{field} {value!r} is not {rule}"
+    # Never echo the value: an account number must not reach an error message or a log.
+    return f"{field} is not {rule}"
 
 
 def _amount_problem(value: object, field: str) -> str | None:

@@ -777,3 +777,17 @@ def test_the_hardened_parser_itself_neither_expands_nor_reads_files(tmp_path):
     except etree.XMLSyntaxError:
         return  # libxml2 refused the amplification outright
     assert len(etree.tostring(root)) < 10_000
+
+
+@pytest.mark.parametrize("writer", ["csv", "pain001"])
+def test_a_bad_account_number_is_named_but_never_echoed(writer):
+    bad = make_line(1, account_number="110-123-4567890")
+    out = io.BytesIO()
+    with pytest.raises(BankFileError) as exc_info:
+        if writer == "csv":
+            write_csv([bad], out)
+        else:
+            write_pain001(make_header([bad]), [bad], out)
+    text = str(exc_info.value) + repr(exc_info.value.errors)
+    assert "account_number" in text
+    assert "4567890" not in text

@@ -351,3 +351,19 @@ def test_batch_views_and_the_admin_show_account_numbers_masked(selected_round, f
         assert raw not in page.content.decode()
     assert f"****{raw[-4:]}" in pages[0].content.decode()
     assert f"****{raw[-4:]}" in pages[3].content.decode()
+
+
+def test_the_batch_list_costs_the_same_queries_for_one_batch_or_many(
+    selected_round, finance1, django_assert_max_num_queries
+):
+    first = _create_batch(finance1, selected_round)
+    with django_assert_max_num_queries(50) as one:
+        body = finance1.get("/api/v1/disbursements/").json()
+    queries_for_one = len(one.captured_queries)  # read now: the log is reset per request
+    assert body["results"][0]["payments_count"] == 5
+    finance1.post(f"/api/v1/disbursements/{first['id']}/cancel/")
+    _create_batch(finance1, selected_round)
+    with django_assert_max_num_queries(queries_for_one):
+        body = finance1.get("/api/v1/disbursements/").json()
+    assert [b["counts"]["cancelled"] for b in body["results"]] == [0, 5]
+    assert [b["payments_count"] for b in body["results"]] == [5, 0]
