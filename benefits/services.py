@@ -110,6 +110,9 @@ def applicant_profile_update(*, applicant: Applicant, actor, data: dict) -> Appl
         applicant.rrn_hmac = rrn_hmac(data["rrn"])
         applicant.birth_date = rrn_birth_date(data["rrn"])
         changed.append("rrn")
+    # Only replacing an account counts as a change (the pre-release audit flags it);
+    # giving the first one does not.
+    had_account = bool(applicant.bank_code and applicant.account_number)
     bank_changed = False
     for field in ("bank_code", "account_number"):
         if field in data and data[field] != getattr(applicant, field):
@@ -117,7 +120,8 @@ def applicant_profile_update(*, applicant: Applicant, actor, data: dict) -> Appl
             bank_changed = True
             changed.append(field)
     if bank_changed:
-        applicant.account_changed_at = timezone.now()
+        if had_account:
+            applicant.account_changed_at = timezone.now()
         applicant.account_fingerprint = (
             account_fingerprint(applicant.bank_code, applicant.account_number)
             if applicant.bank_code and applicant.account_number

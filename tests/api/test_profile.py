@@ -3,7 +3,7 @@
 import pytest
 
 from benefits.models import Applicant
-from core.crypto import rrn_hmac
+from core.crypto import account_fingerprint, rrn_hmac
 from core.models import AuditEvent
 from tests.factories import ApplicationFactory, UserFactory
 
@@ -63,7 +63,8 @@ def test_put_stores_encrypted_and_reads_back_masked(fresh):
     assert applicant.rrn == "8503151234567"
     assert applicant.rrn_hmac == rrn_hmac("8503151234567")
     assert applicant.account_number == "123456789012"
-    assert applicant.account_changed_at is not None
+    # Giving the first account is not a change of account (the pre-release audit's flag).
+    assert applicant.account_changed_at is None
     assert applicant.consent_at is not None
     event = AuditEvent.objects.get(action="profile.updated")
     assert "rrn" in event.data["fields"] and "1234567" not in str(event.data)
@@ -173,3 +174,16 @@ def test_post_2020_rrn_with_a_wrong_check_digit_is_accepted(fresh):
 def test_profile_is_for_citizens_only(caseworker, anon):
     assert caseworker.get("/api/v1/me/profile/").status_code == 403
     assert anon.get("/api/v1/me/profile/").status_code == 401
+
+
+def test_replacing_the_bank_account_records_when(fresh):
+    fresh.put("/api/v1/me/profile/", PROFILE, format="json")
+    response = fresh.patch(
+        "/api/v1/me/profile/", {"account_number": "110-222-333444"}, format="json"
+    )
+    assert response.status_code == 200
+    applicant = Applicant.objects.get(user=fresh.user)
+    assert applicant.account_changed_at is not None
+    assert applicant.account_fingerprint == account_fingerprint(
+        PROFILE["bank_code"], "110222333444"
+    )
