@@ -12,7 +12,7 @@ import logging
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Min, Window
+from django.db.models import Count, F, Min, Window
 from django.utils import timezone
 
 from core.audit import audit_record
@@ -75,6 +75,16 @@ def _duplicates(kind: str, snapshot_id: int) -> tuple[int, list[dict]]:
     """Count rows repeating an earlier one, and describe the first of them."""
     model = RECORD_MODELS[kind]
     key = DUPLICATE_KEYS[kind]
+    # One hash aggregate answers the usual case (no repeats) without sorting the snapshot.
+    groups = (
+        model.objects.filter(snapshot_id=snapshot_id)
+        .values(*key)
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by()
+    )
+    if not groups.exists():
+        return 0, []
     repeats = (
         model.objects.filter(snapshot_id=snapshot_id)
         .annotate(first_line=Window(Min("line"), partition_by=[F(name) for name in key]))
@@ -180,8 +190,10 @@ def _load(job: RegistryImportJob, snapshot: RegistrySnapshot) -> tuple[int, int,
     read = rejected = 0
     errors: list[dict] = []
     rows: list[tuple] = []
-    with job.file.open("rb") as stream:
-        lines = read_lines(stream, digest)
+    snapshot_id = snapshot.pk
+    with job.file.open("rb") as stored:
+        # Read the storage's own file object: the FieldFile proxy costs a lookup per line.
+        lines = read_lines(getattr(stored, "file", stored), digest)
         try:
             person = read_header(job.kind, next(lines, None))
         except RowError as exc:
@@ -200,9 +212,9 @@ def _load(job: RegistryImportJob, snapshot: RegistrySnapshot) -> tuple[int, int,
                     message = f"Expected {width} columns, found {len(values)}."
                     raise RowError(None, "wrong_column_count", message)
                 if person:
-                    row = (snapshot.pk, number, person_hash(person, values[0]), *parse(values[1:]))
+                    row = (snapshot_id, number, person_hash(person, values[0]), *parse(values[1:]))
                 else:
-                    row = (snapshot.pk, number, *parse(values))
+                    row = (snapshot_id, number, *parse(values))
                 rows.append(row)
             except RowError as exc:
                 rejected += 1
