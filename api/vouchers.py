@@ -50,7 +50,6 @@ class VoucherMeApi(APIView):
         account = vouchers.voucher_for_citizen(applicant_for_user(request.user))
         if account is None:
             raise NotFound("You have no voucher.")
-        account.balance = vouchers.voucher_balance(account)
         return Response(VoucherSerializer(account).data)
 
 

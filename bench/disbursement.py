@@ -215,7 +215,7 @@ def main():
         from payments import services
         from payments.exports import bank_file_download, bank_file_generate
         from payments.imports import bank_results_import
-        from payments.models import Payment
+        from payments.models import Payment, payment_reference
 
         # As in production, tasks queued by the services (the build, the bank files, the
         # notifications) go to a broker for a worker; this script runs the build and the
@@ -269,7 +269,7 @@ def main():
             for i, pk in enumerate(
                 Payment.objects.filter(batch=batch).order_by("id").values_list("id", flat=True)
             ):
-                reference = f"BAEUM-P{pk:010d}"
+                reference = payment_reference(pk)
                 if i % 20 == 0:
                     f.write(
                         f"{reference},failed,{'account closed' if i % 40 else 'name mismatch'}\n"

@@ -17,8 +17,6 @@ Uses (and recreates) BENCH_VOUCHERS_DATABASE_URL
 """
 
 import argparse
-import http.client
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -32,7 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.intake import TRAINING, free_port, recreate_database, start_server  # noqa: E402
+from bench.intake import (  # noqa: E402
+    TRAINING,
+    _request,
+    free_port,
+    recreate_database,
+    start_server,
+)
 from bench.screening import PeakRSS, setup_django  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/baeum_bench_vouchers"
@@ -179,19 +183,6 @@ def make_providers() -> list[str]:
     return tokens
 
 
-def post(port: int, path: str, body: dict, token: str, key: str | None = None):
-    headers = {"Content-Type": "application/json", "Authorization": f"Token {token}"}
-    if key:
-        headers["Idempotency-Key"] = key
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("POST", path, body=json.dumps(body), headers=headers)
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response.status, time.perf_counter() - started
-
-
 def client_loop(args):
     mode, port, token, codes, seconds, warmup, seed = args
     rng = random.Random(seed)
@@ -202,10 +193,10 @@ def client_loop(args):
         measuring = time.perf_counter() >= start + warmup
         if mode == "bare":
             body = {"round": 1, "income_category": "none", **TRAINING}
-            status, took = post(port, "/bench/bare/", body, token)
+            status, _, took = _request(port, "/bench/bare/", body, token)
         else:
             body = {"voucher_code": rng.choice(codes), "amount": 1000, "course": "요가 과정"}
-            status, took = post(
+            status, _, took = _request(
                 port, "/api/v1/vouchers/redemptions/", body, token, key=f"{seed}-{i}"
             )
         i += 1

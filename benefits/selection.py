@@ -9,15 +9,13 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
-from django_fsm import can_proceed, has_transition_perm
 
 from benefits.models import Application, Notification, Round
 from benefits.notifications import notification_enqueue, notification_enqueue_many
 from core.audit import audit_record
-from core.exceptions import InvalidTransition
+from core.fsm import require_transition
 from core.models import AuditEvent
 
 PRIORITY_TIERS = {
@@ -54,12 +52,7 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
     """
     # Lock order everywhere: round, then applications, then payments.
     round_ = Round.objects.select_for_update().select_related("program").get(pk=round_.pk)
-    if not can_proceed(round_.select):
-        raise InvalidTransition(
-            f"A round that is {round_.status} cannot be selected; close it first."
-        )
-    if not has_transition_perm(round_.select, actor):
-        raise PermissionDenied
+    require_transition(round_.select, actor, action="run the selection")
     from_state = round_.status
     if not round_.selection_seed:
         round_.selection_seed = secrets.token_hex(16)

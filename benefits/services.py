@@ -14,13 +14,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django_fsm import can_proceed, has_transition_perm
 
 from benefits.models import Applicant, Application, Document, Notification, Round
 from benefits.notifications import notification_enqueue
 from core.audit import audit_record
 from core.crypto import account_fingerprint, rrn_hmac
 from core.exceptions import InvalidTransition
+from core.fsm import require_transition
 from core.roles import Role
 from core.rrn import rrn_birth_date
 
@@ -49,20 +49,6 @@ PROFILE_REQUIRED_FOR_SUBMIT = (
     "account_number",
     "account_holder",
 )
-
-
-def _require_transition(bound_method, actor, *, action: str) -> None:
-    """Refuse with 403 without the FSM permission, with 409 from a wrong state."""
-    if actor is not None and not has_transition_perm(bound_method, actor):
-        if not can_proceed(bound_method, check_conditions=False):
-            raise InvalidTransition(_state_message(bound_method.__self__, action))
-        raise PermissionDenied
-    if not can_proceed(bound_method):
-        raise InvalidTransition(_state_message(bound_method.__self__, action))
-
-
-def _state_message(obj, action: str) -> str:
-    return f"Cannot {action} while the {obj._meta.verbose_name} is '{obj.status}'."
 
 
 # Citizens and profiles.
@@ -359,7 +345,7 @@ def _submit_errors(application: Application) -> dict:
 def application_submit(*, application: Application, actor) -> Application:
     """Submit a draft (or resubmit after a documents request) for screening."""
     application = _lock_application(application)
-    _require_transition(application.submit, actor, action="submit")
+    require_transition(application.submit, actor, action="submit")
     if application.status == Application.Status.DRAFT and not round_accepts_applications(
         application.round
     ):
@@ -434,7 +420,7 @@ def _application_transition(
 ) -> Application:
     application = _lock_application(application)
     method = getattr(application, transition)
-    _require_transition(method, actor, action=transition.replace("_", " "))
+    require_transition(method, actor, action=transition.replace("_", " "))
     from_state = application.status
     method()
     fields = ["status", "updated_at"]
@@ -541,7 +527,7 @@ def applicant_rrn_reveal(*, applicant: Applicant, actor, reason: str) -> str:
 def _round_transition(round_: Round, actor, *, transition: str, reason: str = "") -> Round:
     round_ = Round.objects.select_for_update().get(pk=round_.pk)
     method = getattr(round_, transition)
-    _require_transition(method, actor, action=f"{transition} the round")
+    require_transition(method, actor, action=f"{transition} the round")
     from_state = round_.status
     method()
     round_.save()

@@ -1,7 +1,24 @@
 """Set-based state changes that obey the same django-fsm transitions as single objects."""
 
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django_fsm import ANY_OTHER_STATE, ANY_STATE
+from django_fsm import ANY_OTHER_STATE, ANY_STATE, can_proceed, has_transition_perm
+
+from core.exceptions import InvalidTransition
+
+
+def require_transition(bound_method, actor, *, action: str) -> None:
+    """Refuse with 403 without the FSM permission, with 409 from a wrong state."""
+    if actor is not None and not has_transition_perm(bound_method, actor):
+        if not can_proceed(bound_method, check_conditions=False):
+            raise InvalidTransition(_state_message(bound_method.__self__, action))
+        raise PermissionDenied
+    if not can_proceed(bound_method):
+        raise InvalidTransition(_state_message(bound_method.__self__, action))
+
+
+def _state_message(obj, action: str) -> str:
+    return f"Cannot {action} while the {obj._meta.verbose_name} is '{obj.status}'."
 
 
 def transition_states(model: type[models.Model], name: str) -> tuple[list[str], str]:

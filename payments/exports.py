@@ -25,7 +25,7 @@ from payments.bankfiles import (
     write_csv,
     write_pain001,
 )
-from payments.models import REFERENCE_PREFIX, BankFile, DisbursementBatch, Payment
+from payments.models import BankFile, DisbursementBatch, Payment, payment_reference
 
 FILE_PURPOSE = "bank_file"
 EXPORTABLE_STATES = (
@@ -61,7 +61,7 @@ def transfer_lines(batch: DisbursementBatch) -> Iterator[TransferLine]:
     )
     for pk, bank_code, account_number, holder, amount in rows.iterator(chunk_size=5000):
         yield TransferLine(
-            reference=f"{REFERENCE_PREFIX}{pk:010d}",
+            reference=payment_reference(pk),
             bank_code=bank_code,
             account_number=account_number.replace("-", ""),
             account_holder=holder,

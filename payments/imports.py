@@ -74,7 +74,8 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
                 {
                     "line": line.line,
                     "code": "unknown_reference",
-                    "message": f"{line.reference} is not a Baeum payment reference.",
+                    # Not ours, so not echoed: the column may hold anything, an account too.
+                    "message": "The reference on this line is not a Baeum payment reference.",
                 }
             )
         else:
@@ -160,5 +161,5 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
         )
     audit_record(actor=actor, obj=batch, action="batch.results_imported", data=record.summary)
     if not Payment.objects.filter(batch=batch, status=Payment.Status.SENT).exists():
-        _transition(batch, None, name="reconcile", what="reconciled")
+        _transition(batch, None, name="reconcile")
     return record

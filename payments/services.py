@@ -8,13 +8,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
-from django_fsm import can_proceed, has_transition_perm
+from django_fsm import can_proceed
 
 from benefits.models import Application, Notification, Round
 from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
-from core.fsm import bulk_transition
+from core.fsm import bulk_transition, require_transition
 from payments.models import DisbursementBatch, Payment, VoucherEntry
 from payments.vouchers import voucher_accounts_issue
 
@@ -27,17 +27,15 @@ class MakerChecker(DomainError):
     default_code = "maker_checker"
 
 
-def _require(bound_method, actor, *, what: str) -> None:
+def _require(bound_method, actor, *, action: str) -> None:
     batch = bound_method.__self__
-    if not can_proceed(bound_method, check_conditions=False):
-        raise InvalidTransition(f"A batch that is {batch.status} cannot be {what}.")
-    if actor is not None and not has_transition_perm(bound_method, actor):
-        raise PermissionDenied
-    if not can_proceed(bound_method):
+    # A draft still gathering its payments is the one case the FSM condition refuses.
+    if can_proceed(bound_method, check_conditions=False) and not can_proceed(bound_method):
         raise InvalidTransition(
             f"Batch #{batch.pk} is still being built; wait for it to finish.",
             code="batch_building",
         )
+    require_transition(bound_method, actor, action=action)
 
 
 # NOT IN over this round's payments: PostgreSQL hashes the subquery once, whatever its
@@ -246,9 +244,9 @@ def _lock_batch(batch: DisbursementBatch) -> DisbursementBatch:
     )
 
 
-def _transition(batch, actor, *, name: str, what: str, reason: str = "", **data):
+def _transition(batch, actor, *, name: str, reason: str = "", **data):
     method = getattr(batch, name)
-    _require(method, actor, what=what)
+    _require(method, actor, action=name)
     from_state = batch.status
     method()
     now = timezone.now()
@@ -287,7 +285,7 @@ def batch_submit(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
             "Every payment of this batch is held out: there is nothing to submit.",
             code="nothing_to_pay",
         )
-    return _transition(batch, actor, name="submit", what="submitted")
+    return _transition(batch, actor, name="submit")
 
 
 @transaction.atomic
@@ -300,9 +298,7 @@ def batch_approve(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbu
         )
     if _live_total(batch.round_id) > batch.round.budget:
         raise Conflict("This batch would take the round over its budget.", code="over_budget")
-    batch = _transition(
-        batch, actor, name="approve", what="approved", reason=reason, total=batch_total(batch)
-    )
+    batch = _transition(batch, actor, name="approve", reason=reason, total=batch_total(batch))
     if batch.pays_by_bank:
         from payments.tasks import bank_files_generate_task
 
@@ -321,7 +317,7 @@ def batch_disburse(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
             "Download the bank file (export) before marking the batch as sent.",
             code="export_missing",
         )
-    batch = _transition(batch, actor, name="disburse", what="disbursed")
+    batch = _transition(batch, actor, name="disburse")
     now = timezone.now()
     pending = Payment.objects.filter(batch=batch, status=Payment.Status.PENDING)
     if batch.pays_by_bank:
@@ -337,14 +333,14 @@ def batch_disburse(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
         application_field="application_id",
         user_field="application__applicant__user_id",
     )
-    return _transition(batch, None, name="reconcile", what="reconciled")
+    return _transition(batch, None, name="reconcile")
 
 
 @transaction.atomic
 def batch_cancel(*, batch: DisbursementBatch, actor, reason: str = "") -> DisbursementBatch:
     """Cancel a batch before it is sent; its payments are freed for a later batch."""
     batch = _lock_batch(batch)
-    batch = _transition(batch, actor, name="cancel", what="cancelled", reason=reason)
+    batch = _transition(batch, actor, name="cancel", reason=reason)
     freed = bulk_transition(Payment.objects.filter(batch=batch), "cancel")
     _release_settled_entries(Payment.objects.filter(batch=batch, status=Payment.Status.CANCELLED))
     batch.build_status = DisbursementBatch.BuildStatus.READY
@@ -356,7 +352,7 @@ def batch_cancel(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbur
 @transaction.atomic
 def batch_close(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
     """Close a reconciled batch: nothing more is expected from the bank."""
-    return _transition(_lock_batch(batch), actor, name="close", what="closed")
+    return _transition(_lock_batch(batch), actor, name="close")
 
 
 @transaction.atomic
@@ -382,8 +378,7 @@ def payment_hold(*, batch: DisbursementBatch, payment_id: int, actor, reason: st
         from django.http import Http404
 
         raise Http404
-    if not can_proceed(payment.cancel):
-        raise InvalidTransition(f"This payment is {payment.status}; it cannot be held out.")
+    require_transition(payment.cancel, None, action="hold out")
     payment.cancel()
     payment.hold_reason = reason
     payment.save(update_fields=["status", "hold_reason"])

@@ -7,7 +7,7 @@ payment so that it is paid once.
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Max, Sum
+from django.db.models import Max, OuterRef, Subquery, Sum
 
 from benefits.models import Round
 from core.audit import audit_record
@@ -77,19 +77,25 @@ def settlement_batch_create(
         build_expected=len(owed),
     )
     providers = Provider.objects.in_bulk([provider_id for provider_id, _ in owed])
-    for provider_id, amount in owed:
-        provider = providers[provider_id]
-        payment = Payment.objects.create(
+    Payment.objects.bulk_create(
+        Payment(
             batch=batch,
             round=round_,
-            provider=provider,
+            provider=providers[provider_id],
             amount=amount,
-            bank_code=provider.bank_code,
-            account_number=provider.account_number,
-            account_holder=provider.account_holder,
-            account_fingerprint=provider.account_fingerprint,
+            bank_code=providers[provider_id].bank_code,
+            account_number=providers[provider_id].account_number,
+            account_holder=providers[provider_id].account_holder,
+            account_fingerprint=providers[provider_id].account_fingerprint,
         )
-        entries.filter(provider_id=provider_id).update(settlement=payment)
+        for provider_id, amount in owed
+    )
+    # Tie every entry paid to its provider's payment, in one statement.
+    entries.filter(provider_id__in=providers).update(
+        settlement=Subquery(
+            Payment.objects.filter(batch=batch, provider=OuterRef("provider")).values("id")[:1]
+        )
+    )
     audit_record(
         actor=actor,
         obj=batch,

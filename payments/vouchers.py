@@ -11,6 +11,7 @@ from datetime import date
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from benefits.models import Round
@@ -324,10 +325,10 @@ def voucher_top_up(*, round_: Round, actor) -> dict:
 
 
 def voucher_for_citizen(applicant) -> VoucherAccount | None:
-    """The citizen's most recent voucher, if any."""
+    """The citizen's most recent voucher, if any, with its balance (the sum of its ledger)."""
     return (
         VoucherAccount.objects.filter(applicant=applicant)
-        .select_related("round")
+        .annotate(balance=Coalesce(Sum("entries__amount"), 0))
         .order_by("-created_at", "-id")
         .first()
     )

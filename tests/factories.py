@@ -125,3 +125,8 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
     training_starts_on = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=10))
     training_ends_on = factory.LazyFunction(lambda: timezone.localdate() + timedelta(days=100))
     weekly_hours = 15
+
+
+def approved_applications(round_, n: int = 1, **fields) -> list[Application]:
+    """n applications of a round that a caseworker has approved (status set as data)."""
+    return [ApplicationFactory(round=round_, status="approved", **fields) for _ in range(n)]

@@ -84,7 +84,8 @@ def _result_row(
     result = result.lower()
     ok = True
     if not _REFERENCE.fullmatch(reference):
-        problems.add(line, "reference", f"reference {reference!r} is not 1-35 of A-Z a-z 0-9 -")
+        # The malformed value is not echoed: the column may hold anything, an account too.
+        problems.add(line, "reference", "reference is not 1-35 of A-Z a-z 0-9 -")
         ok = False
     elif reference in first_line:
         problems.add(

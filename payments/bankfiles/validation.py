@@ -157,6 +157,15 @@ class _PrologGuard:
         raise BankFileError(f"pain.001 is not valid: {message}", [_error(None, code, message)])
 
 
+_QUOTED_VALUE = re.compile(r"(value\s+)'[^']*'")
+_LONG_DIGITS = re.compile(r"\d{6,}")
+
+
+def _without_values(message: str) -> str:
+    """libxml2 may quote the offending value, which could be an account: keep it out."""
+    return _LONG_DIGITS.sub("…", _QUOTED_VALUE.sub(r"\1'…'", message))
+
+
 def _walk_pain001(events: Iterable, message: _Tally, problems: _Problems) -> None:
     """Tally transactions and compare them with NbOfTxs and CtrlSum as the parse streams by."""
     payment = _Tally(None, "PmtInf")
@@ -230,7 +239,7 @@ def _add_syntax_error(
     for entry in entries:
         code = "schema" if entry.domain_name == "SCHEMASV" else "xml"
         # Streaming schema validation reports line 0: the position is not known.
-        problems.add(entry.line or None, code, entry.message)
+        problems.add(entry.line or None, code, _without_values(entry.message))
 
 
 def _parse_error(stream: BinaryIO, start: int) -> tuple[int | None, str, str] | None:

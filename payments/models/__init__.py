@@ -10,6 +10,7 @@ from payments.models.batches import (
     DisbursementBatch,
     Payment,
     bank_file_path,
+    payment_reference,
     reference_to_pk,
 )
 from payments.models.vouchers import (
@@ -35,5 +36,6 @@ __all__ = [
     "VoucherAccount",
     "VoucherEntry",
     "bank_file_path",
+    "payment_reference",
     "reference_to_pk",
 ]

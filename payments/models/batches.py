@@ -219,7 +219,7 @@ class Payment(ConcurrentTransitionMixin, models.Model):
     @property
     def reference(self) -> str:
         """The bank reference and pain.001 EndToEndId: fixed for this attempt, never reused."""
-        return f"{REFERENCE_PREFIX}{self.pk:010d}"
+        return payment_reference(self.pk)
 
     @property
     def account_number_masked(self) -> str:
@@ -254,6 +254,11 @@ class Payment(ConcurrentTransitionMixin, models.Model):
 BATCH_STATUS_CHOICES = DisbursementBatch.Status.choices
 BATCH_KIND_CHOICES = DisbursementBatch.Kind.choices
 PAYMENT_STATUS_CHOICES = Payment.Status.choices
+
+
+def payment_reference(pk: int) -> str:
+    """The bank reference of the payment with this id (reference_to_pk reads it back)."""
+    return f"{REFERENCE_PREFIX}{pk:010d}"
 
 
 def reference_to_pk(reference: str) -> int | None:

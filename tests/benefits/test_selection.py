@@ -8,18 +8,11 @@ from benefits.models import Application, Notification, Round
 from benefits.services import application_withdraw
 from payments.models import DisbursementBatch, Payment
 from tests.conftest import client_for
-from tests.factories import ApplicationFactory, RoundFactory, UserFactory
+from tests.factories import RoundFactory, UserFactory, approved_applications
 
 BASIC = Application.IncomeCategory.BASIC_LIVELIHOOD
 NEAR = Application.IncomeCategory.NEAR_POOR
 NONE = Application.IncomeCategory.NONE
-
-
-def approved(round_, category, n=1):
-    return [
-        ApplicationFactory(round=round_, status="approved", income_category=category)
-        for _ in range(n)
-    ]
 
 
 @pytest.fixture
@@ -38,9 +31,9 @@ def statuses(round_):
 
 
 def test_priority_tiers_fill_capacity_first_and_the_rest_wait(manager, round_):
-    nones = approved(round_, NONE, 2)
-    nears = approved(round_, NEAR, 2)
-    basics = approved(round_, BASIC, 2)
+    nones = approved_applications(round_, 2, income_category=NONE)
+    nears = approved_applications(round_, 2, income_category=NEAR)
+    basics = approved_applications(round_, 2, income_category=BASIC)
     body = select(manager, round_)
     assert body["status"] == "selected"
     assert body["selection"]["selected"] == 3
@@ -54,7 +47,7 @@ def test_priority_tiers_fill_capacity_first_and_the_rest_wait(manager, round_):
 
 
 def test_anyone_with_the_seed_and_the_list_can_recompute_the_order(manager, round_):
-    apps = approved(round_, NONE, 8)
+    apps = approved_applications(round_, 8, income_category=NONE)
     body = select(manager, round_)
     seed = body["selection_seed"]
     assert len(seed) == 32
@@ -66,9 +59,9 @@ def test_anyone_with_the_seed_and_the_list_can_recompute_the_order(manager, roun
 
 
 def test_a_second_run_never_displaces_anyone_selected(manager, round_):
-    first = approved(round_, NONE, 2)
+    first = approved_applications(round_, 2, income_category=NONE)
     select(manager, round_)
-    late_basic = approved(round_, BASIC, 2)
+    late_basic = approved_applications(round_, 2, income_category=BASIC)
     body = select(manager, round_)
     assert (body["selection"]["selected"], body["selection"]["waitlisted"]) == (1, 1)
     result = statuses(round_)
@@ -78,9 +71,9 @@ def test_a_second_run_never_displaces_anyone_selected(manager, round_):
 
 
 def test_withdrawing_a_selected_recipient_promotes_the_first_on_the_waitlist(manager, round_):
-    approved(round_, BASIC, 3)
-    near = approved(round_, NEAR, 1)[0]
-    nones = approved(round_, NONE, 2)
+    approved_applications(round_, 3, income_category=BASIC)
+    near = approved_applications(round_, 1, income_category=NEAR)[0]
+    nones = approved_applications(round_, 2, income_category=NONE)
     select(manager, round_)
     leaving = Application.objects.filter(round=round_, status="selected").first()
     application_withdraw(application=leaving, actor=leaving.applicant.user)
@@ -92,7 +85,7 @@ def test_withdrawing_a_selected_recipient_promotes_the_first_on_the_waitlist(man
 
 
 def test_a_selected_application_with_a_payment_on_its_way_cannot_be_withdrawn(manager, round_):
-    apps = approved(round_, BASIC, 1)
+    apps = approved_applications(round_, 1, income_category=BASIC)
     select(manager, round_)
     application = Application.objects.get(pk=apps[0].pk)
     batch = DisbursementBatch.objects.create(round=round_, prepared_by=UserFactory())
@@ -107,7 +100,7 @@ def test_a_selected_application_with_a_payment_on_its_way_cannot_be_withdrawn(ma
 
 def test_selection_needs_a_closed_round_and_a_program_manager(manager, caseworker, db):
     open_round = RoundFactory()
-    approved(open_round, NONE, 1)
+    approved_applications(open_round, 1, income_category=NONE)
     response = manager.post(f"/api/v1/rounds/{open_round.pk}/select/")
     assert response.status_code == 409
     assert response.json()["errors"][0]["attr"] == "status"
@@ -119,7 +112,7 @@ def test_selection_needs_a_closed_round_and_a_program_manager(manager, caseworke
 
 def test_a_round_already_paying_stays_paying_when_late_approvals_are_selected(manager, db):
     paying = RoundFactory(status=Round.Status.DISBURSING, capacity=2)
-    approved(paying, NONE, 1)
+    approved_applications(paying, 1, income_category=NONE)
     body = select(manager, paying)
     assert body["status"] == "disbursing"
     assert body["selection"]["selected"] == 1

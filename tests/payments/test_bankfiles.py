@@ -791,3 +791,27 @@ def test_a_bad_account_number_is_named_but_never_echoed(writer):
     text = str(exc_info.value) + repr(exc_info.value.errors)
     assert "account_number" in text
     assert "4567890" not in text
+
+
+def test_a_malformed_result_reference_is_named_by_line_but_not_echoed():
+    data = b"reference,result,reason\n110-123-456789 (acct),paid,\n"
+    with pytest.raises(BankFileError) as exc_info:
+        parse_result_csv(data)
+    text = str(exc_info.value) + repr(exc_info.value.errors)
+    assert exc_info.value.errors[0]["code"] == "reference"
+    assert exc_info.value.errors[0]["line"] == 2
+    assert "456789" not in text
+
+
+def test_schema_errors_do_not_quote_the_offending_value():
+    line = make_line(1)
+    # libxml2 quotes a value it cannot read as a number: make it account-shaped.
+    xml = pain001_bytes([line]).replace(
+        f">{line.amount}</InstdAmt>".encode(), b">110123456789X</InstdAmt>"
+    )
+    assert b"110123456789X" in xml
+    with pytest.raises(BankFileError) as exc_info:
+        validate_pain001(io.BytesIO(xml))
+    text = str(exc_info.value) + repr(exc_info.value.errors)
+    assert "schema" in {e["code"] for e in exc_info.value.errors}
+    assert "123456789" not in text

@@ -309,8 +309,7 @@ def test_bad_export_format_is_a_field_error(selected_round, finance1):
 
 def test_a_voucher_round_is_credited_without_a_bank_file(manager, finance1, finance2):
     from benefits.models import Round
-    from tests.factories import ProgramFactory, RoundFactory
-    from tests.payments.conftest import approved
+    from tests.factories import ProgramFactory, RoundFactory, approved_applications
 
     voucher_round = RoundFactory(
         program=ProgramFactory(code="VOUCHER"),
@@ -318,7 +317,7 @@ def test_a_voucher_round_is_credited_without_a_bank_file(manager, finance1, fina
         capacity=2,
         amount=350_000,
     )
-    approved(voucher_round, 2)
+    approved_applications(voucher_round, 2)
     assert manager.post(f"/api/v1/rounds/{voucher_round.pk}/select/").status_code == 200
     batch = _create_batch(finance1, voucher_round)
     _approve(finance1, finance2, batch["id"])
