@@ -1,6 +1,5 @@
 """The eligibility rules and duplicate checks, as pure functions: no database."""
 
-from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -271,8 +270,8 @@ def test_unknown_ruleset_version_falls_back_to_the_programs_default():
 
 def test_overall_outcome_fail_beats_review_beats_pass():
     passed = rules.RuleResult("a", "pass", "a", "", "")
-    review = replace(passed, outcome="review")
-    fail = replace(passed, outcome="fail")
+    review = passed._replace(outcome="review")
+    fail = passed._replace(outcome="fail")
     assert rules.overall_outcome([passed, passed]) == "eligible"
     assert rules.overall_outcome([passed, review]) == "needs_review"
     assert rules.overall_outcome([review, fail, passed]) == "ineligible"

@@ -380,3 +380,122 @@ def test_two_workers_screening_the_same_trigger_store_one_run(on_postgres, regis
     assert len(set(results)) == 1
     application.refresh_from_db()
     assert application.status == Application.Status.UNDER_REVIEW
+
+
+# The round's facts come from one set-based query into a temporary table and its runs are
+# streamed into a COPY on PostgreSQL: they must say exactly what screening one does.
+
+
+def _varied_applications(registries, round_):
+    """Applications with each kind of fact: several records, catalogue entries with
+    characters COPY must escape, internal duplicates, a shared account, no records."""
+    from eligibility.models import NaeilbaeumRecord, YouthAllowanceRecord
+
+    today = timezone.localdate()
+    odd_course = "AIG-ODD-001"
+    TrainingCourse.objects.create(
+        snapshot=registries[RegistryKind.TRAINING_COURSES],
+        line=3,
+        course_id=odd_course,
+        name='Back\\slash\ttab\nnew "line" 과정 \\N',
+        institution="C:\\훈련\\기관\r",
+        starts_on=today,
+        ends_on=today + timedelta(days=30),
+        vocational=False,
+    )
+    applications = []
+    for i in range(6):
+        course = odd_course if i % 2 else COURSE_ID
+        application = submitted(round_, course_id=course)
+        applications.append(application)
+        person = application.applicant
+        if i != 5:  # the last one is in no registry at all
+            in_force(registries, person, status="near_poor" if i % 3 else "basic_livelihood")
+        if i in (1, 2):
+            NaeilbaeumRecord.objects.create(
+                snapshot=registries[RegistryKind.NAEILBAEUM],
+                line=i + 2,
+                rrn_hmac=person.rrn_hmac,
+                card_valid_from=date(2020, 1, 1),
+                card_valid_to=date(2030, 1, 1),
+                course_id=course,
+                training_from=today - timedelta(days=400),
+                training_to=today - timedelta(days=300),
+            )
+        if i in (2, 3):
+            YouthAllowanceRecord.objects.bulk_create(
+                [
+                    YouthAllowanceRecord(
+                        snapshot=registries[RegistryKind.YOUTH_ALLOWANCE],
+                        line=10 + i * 2 + k,
+                        rrn_hmac=person.rrn_hmac,
+                        paid_from=today.replace(day=1) - timedelta(days=31 * k),
+                        paid_to=today + timedelta(days=31),
+                    )
+                    for k in range(2)
+                ]
+            )
+        if i == 4:
+            other_round = RoundFactory(program=round_.program, year=round_.year)
+            ApplicationFactory(
+                applicant=person, round=other_round, status=Application.Status.SUBMITTED
+            )
+            ApplicantFactory(account_fingerprint=person.account_fingerprint)
+    return applications
+
+
+def _result_of(run):
+    return (run.outcome, run.rules, run.duplicates, run.duplicate_found, run.ruleset_version)
+
+
+def test_a_round_rescreen_stores_what_screening_each_application_stored(
+    registries, scholarship_round
+):
+    applications = _varied_applications(registries, scholarship_round)
+    single = {
+        a.pk: application_screen(application_id=a.pk, trigger_key="submit:1") for a in applications
+    }
+
+    counts = round_rescreen(round_id=scholarship_round.pk, job_key="same", chunk_size=4)
+
+    assert counts["screened"] == len(applications)
+    for application in applications:
+        rescreened = ScreeningRun.objects.get(application=application, trigger_key="rescreen:same")
+        assert rescreened.is_current
+        assert _result_of(rescreened) == _result_of(single[application.pk])
+    outcomes = {run.outcome for run in single.values()}
+    assert len(outcomes) > 1, outcomes  # the fixture is not one case six times
+    odd = next(r for r in single[applications[1].pk].rules if r["rule"] == "approved_course")
+    assert odd["evidence"]["name"] == 'Back\\slash\ttab\nnew "line" 과정 \\N'
+    assert odd["evidence"]["institution"] == "C:\\훈련\\기관\r"
+
+
+def test_an_application_under_review_after_the_facts_were_gathered_is_screened_too(
+    registries, scholarship_round, monkeypatch
+):
+    from contextlib import contextmanager
+
+    from eligibility import screening
+
+    first = submitted(scholarship_round)
+    in_force(registries, first.applicant)
+    application_screen(application_id=first.pk, trigger_key="submit:1")
+    late = submitted(scholarship_round)
+    in_force(registries, late.applicant)
+    real_round_facts = screening._round_facts
+
+    @contextmanager
+    def gathered_before_the_late_one(round_, trigger_key, snapshot_ids):
+        Application.objects.filter(pk=late.pk).update(status=Application.Status.SUBMITTED)
+        with real_round_facts(round_, trigger_key, snapshot_ids):
+            # Screened, so under review, only once the round's facts are gathered.
+            application_screen(application_id=late.pk, trigger_key="submit:1")
+            yield
+
+    monkeypatch.setattr(screening, "_round_facts", gathered_before_the_late_one)
+    counts = round_rescreen(round_id=scholarship_round.pk, job_key="late")
+
+    assert counts["screened"] == 2
+    late_runs = {r.trigger_key: r for r in ScreeningRun.objects.filter(application=late)}
+    assert _result_of(late_runs["rescreen:late"]) == _result_of(late_runs["submit:1"])
+    assert late_runs["rescreen:late"].is_current
