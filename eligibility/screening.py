@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from benefits.models import Applicant, Application, Document, Round
 from benefits.services import application_screening_finish, application_screening_start
@@ -414,9 +415,8 @@ def _copy_text(value) -> bytes:
 def _run_writer(application_ids: list[int]):
     """Retire these applications' current runs, then yield a function storing a new run.
 
-    On PostgreSQL the runs stream into a COPY as they are evaluated, so the server parses
-    and indexes one application's JSON on the other core while Python evaluates the next;
-    elsewhere they are kept for one bulk_create.
+    On PostgreSQL the runs stream into a COPY as they are evaluated; elsewhere they are
+    kept for one bulk_create.
     """
     table = connection.ops.quote_name(ScreeningRun._meta.db_table)
     if connection.vendor != "postgresql":
@@ -434,9 +434,12 @@ def _run_writer(application_ids: list[int]):
             "WHERE application_id = ANY(%s) AND is_current",
             [application_ids],
         )
+    sql = f"COPY {table} ({columns}) FROM STDIN"
+    # A writer thread sends the queued rows while this one evaluates the next: the server
+    # parses and indexes one application's JSON while Python works on another.
     with (
         connection.connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy,
     ):
         yield lambda row: copy.write(b"\t".join(map(_copy_text, row)) + b"\n")
 
