@@ -235,16 +235,19 @@ def _fact_builder(fact: type, columns: tuple[str, ...]):
     booleans = [i for i, c in enumerate(columns, start=1) if c == "vocational"]
 
     def build(rows) -> tuple:
-        out = []
+        if not rows:
+            return ()
+        rows = _loaded(rows)
         # Record order, as the registry file had them: the rules take the first match.
-        for row in sorted(_loaded(rows)):
+        if len(rows) > 1:
+            rows.sort()
+        for row in rows:
             for i in dates:
                 if row[i] is not None:
                     row[i] = date.fromisoformat(row[i][:10])
             for i in booleans:
                 row[i] = bool(row[i])
-            out.append(fact(*row[1:]))
-        return tuple(out)
+        return tuple(fact._make(row[1:]) for row in rows)
 
     return build
 
@@ -365,6 +368,7 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
 
 # Re-screening a round.
 
+# In the order the COPY line is written.
 _RUN_COLUMNS = (
     "application_id",
     "trigger_key",
@@ -373,25 +377,10 @@ _RUN_COLUMNS = (
     "outcome",
     "rules",
     "duplicates",
-    "snapshot_ids",
     "duplicate_found",
+    "snapshot_ids",
     "created_at",
 )
-
-
-def _run_row(application_id: int, evaluation: rules.Evaluation, trigger_key, snapshots, now):
-    return (
-        application_id,
-        trigger_key,
-        True,
-        evaluation.ruleset_version,
-        evaluation.outcome,
-        [r.as_dict() for r in evaluation.rules],
-        [d.as_dict() for d in evaluation.duplicates],
-        snapshots,
-        bool(evaluation.duplicates),
-        now,
-    )
 
 
 def _copy_text(value) -> bytes:
@@ -412,19 +401,34 @@ def _copy_text(value) -> bytes:
 
 
 @contextmanager
-def _run_writer(application_ids: list[int]):
-    """Retire these applications' current runs, then yield a function storing a new run.
+def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: dict, now):
+    """Retire these applications' current runs, then yield `store(application_id,
+    evaluation)`, which records a new current run.
 
     On PostgreSQL the runs stream into a COPY as they are evaluated; elsewhere they are
     kept for one bulk_create.
     """
     table = connection.ops.quote_name(ScreeningRun._meta.db_table)
+    snapshots = {str(k): v for k, v in snapshot_ids.items()}
     if connection.vendor != "postgresql":
         ScreeningRun.objects.filter(application_id__in=application_ids, is_current=True).update(
             is_current=False
         )
         runs: list[ScreeningRun] = []
-        yield lambda row: runs.append(ScreeningRun(**dict(zip(_RUN_COLUMNS, row, strict=True))))
+        yield lambda application_id, evaluation: runs.append(
+            ScreeningRun(
+                application_id=application_id,
+                trigger_key=trigger_key,
+                is_current=True,
+                ruleset_version=evaluation.ruleset_version,
+                outcome=evaluation.outcome,
+                rules=[r.as_dict() for r in evaluation.rules],
+                duplicates=[d.as_dict() for d in evaluation.duplicates],
+                snapshot_ids=snapshots,
+                duplicate_found=bool(evaluation.duplicates),
+                created_at=now,
+            )
+        )
         ScreeningRun.objects.bulk_create(runs)
         return
     columns = ", ".join(connection.ops.quote_name(c) for c in _RUN_COLUMNS)
@@ -434,6 +438,29 @@ def _run_writer(application_ids: list[int]):
             "WHERE application_id = ANY(%s) AND is_current",
             [application_ids],
         )
+    # Values shared by the chunk are encoded once; versions and outcomes are a handful.
+    shared = b"\t".join(map(_copy_text, (trigger_key, True)))
+    tail = b"\t".join(map(_copy_text, (snapshots, now)))
+    encoded: dict[str, bytes] = {}
+
+    def line(application_id: int, evaluation: rules.Evaluation) -> bytes:
+        version, outcome = evaluation.ruleset_version, evaluation.outcome
+        return (
+            b"\t".join(
+                (
+                    b"%d" % application_id,
+                    shared,
+                    encoded.get(version) or encoded.setdefault(version, _copy_text(version)),
+                    encoded.get(outcome) or encoded.setdefault(outcome, _copy_text(outcome)),
+                    _copy_text([r.as_dict() for r in evaluation.rules]),
+                    _copy_text([d.as_dict() for d in evaluation.duplicates]),
+                    b"t" if evaluation.duplicates else b"f",
+                    tail,
+                )
+            )
+            + b"\n"
+        )
+
     sql = f"COPY {table} ({columns}) FROM STDIN"
     # A writer thread sends the queued rows while this one evaluates the next: the server
     # parses and indexes one application's JSON while Python works on another.
@@ -441,7 +468,7 @@ def _run_writer(application_ids: list[int]):
         connection.connection.cursor() as cursor,
         cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy,
     ):
-        yield lambda row: copy.write(b"\t".join(map(_copy_text, row)) + b"\n")
+        yield lambda application_id, evaluation: copy.write(line(application_id, evaluation))
 
 
 @contextmanager
@@ -502,14 +529,14 @@ def _rescreen_chunk(
             with connection.cursor() as cursor:
                 cursor.execute(_facts_sql(where), _facts_params(missing, snapshot_ids))
                 facts.update((row[0], row) for row in cursor.fetchall())
-        now = timezone.now()
-        snapshots = {str(k): v for k, v in snapshot_ids.items()}
         outcomes: dict[str, int] = defaultdict(int)
-        with _run_writer([a.pk for a in applying]) as store:
+        ids = [a.pk for a in applying]
+        now = timezone.now()
+        with _run_writer(ids, trigger_key=trigger_key, snapshot_ids=snapshot_ids, now=now) as store:
             for a in applying:
                 evaluation = _evaluate(round_, a, facts[a.pk])
                 outcomes[evaluation.outcome] += 1
-                store(_run_row(a.pk, evaluation, trigger_key, snapshots, now))
+                store(a.pk, evaluation)
         audit_record(
             actor=None,
             obj=round_,
