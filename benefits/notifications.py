@@ -4,7 +4,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import CharField, F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -72,26 +72,61 @@ def get_backend():
 
 
 def notification_enqueue(
-    *, application: Application, kind: str, event_key: str, reason: str = ""
+    *,
+    application: Application,
+    kind: str,
+    event_key: str,
+    reason: str = "",
+    send_after_commit: bool = True,
 ) -> Notification | None:
-    """Queue one message about an application; the same event queued twice makes one."""
-    subject, body = MESSAGES[kind]
-    try:
-        with transaction.atomic():
-            notification = Notification.objects.create(
-                user_id=application.applicant.user_id,
-                application=application,
-                kind=kind,
-                dedupe_key=f"{kind}:{application.pk}:{event_key}",
-                subject=subject,
-                body=body.format(id=application.pk, reason=reason or "-"),
-            )
-    except IntegrityError:
-        return None
-    from benefits.tasks import notification_send_task
+    """Queue one message about an application; the same event queued twice makes one.
 
-    transaction.on_commit(lambda: notification_send_task.delay(notification.pk))
+    The message is sent by a task queued after the commit, unless the caller queues that
+    task itself (send_after_commit=False), e.g. chained to other work after the commit.
+    """
+    subject, body = MESSAGES[kind]
+    notification = Notification(
+        user_id=application.applicant.user_id,
+        application=application,
+        kind=kind,
+        dedupe_key=f"{kind}:{application.pk}:{event_key}",
+        subject=subject,
+        body=body.format(id=application.pk, reason=reason or "-"),
+    )
+    if not _insert_unless_queued(notification):
+        return None
+    if send_after_commit:
+        from benefits.tasks import notification_send_task
+
+        transaction.on_commit(lambda: notification_send_task.delay(notification.pk))
     return notification
+
+
+def _insert_unless_queued(notification: Notification) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; set the pk and return True unless it was queued already.
+
+    One statement, where a plain INSERT would need a savepoint around it to survive the
+    duplicate (an IntegrityError aborts a PostgreSQL transaction). Values are prepared
+    as Model.save() prepares them (defaults, auto_now_add, database adaptation).
+    """
+    meta = Notification._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(notification, add=True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - quoted names, bound values
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    notification.pk = row[0]
+    notification._state.adding = False
+    notification._state.db = connection.alias
+    return True
 
 
 def notification_enqueue_many(

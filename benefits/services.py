@@ -13,6 +13,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.http import Http404
 from django.utils import timezone
 
 from benefits.models import Applicant, Application, Document, Notification, Round
@@ -21,8 +23,10 @@ from core.audit import audit_record
 from core.crypto import account_fingerprint, rrn_hmac
 from core.exceptions import InvalidTransition
 from core.fsm import require_transition
+from core.prepared import PreparedQuery
 from core.roles import Role
 from core.rrn import rrn_birth_date
+from core.transactions import service_atomic
 
 User = get_user_model()
 
@@ -189,7 +193,7 @@ def _already_applied() -> ValidationError:
     )
 
 
-@transaction.atomic
+@service_atomic
 def application_create(
     *, applicant: Applicant, actor, round_: Round, income_category: str, training: dict | None
 ) -> Application:
@@ -205,9 +209,9 @@ def application_create(
     _apply_training(application, training)
     try:
         # The partial unique index is the only check, so it also decides two concurrent
-        # creates; the savepoint keeps a caller's transaction usable after the refusal.
-        with transaction.atomic():
-            application.save()
+        # creates. No savepoint of its own: nothing runs after the refusal but the
+        # rollback of this function's atomic block.
+        application.save()
     except IntegrityError as exc:
         raise _already_applied() from exc
     audit_record(
@@ -344,7 +348,41 @@ def _submit_errors(application: Application) -> dict:
 @transaction.atomic
 def application_submit(*, application: Application, actor) -> Application:
     """Submit a draft (or resubmit after a documents request) for screening."""
-    application = _lock_application(application)
+    return _submit(_lock_application(application), actor)
+
+
+@service_atomic
+def application_submit_own(*, applicant: Applicant, pk: int, actor) -> Application:
+    """Submit the applicant's own application `pk`; anyone else's is not found (404).
+
+    One query finds, scopes and locks it, and tells whether it has documents
+    (``has_documents``), so that rendering one without any needs no query. The profile
+    checked is the caller's `applicant`, as loaded for this request (the API's token
+    query reads it): it is not locked, here or in application_submit.
+    """
+    application = _OWN_APPLICATION_LOCKED.first(pk=pk, applicant_id=applicant.pk)
+    if application is None:
+        raise Http404
+    application.applicant = applicant
+    return _submit(application, actor)
+
+
+# Compiled once (core.prepared): building this query costs the ORM more than running it.
+_OWN_APPLICATION_LOCKED = PreparedQuery(
+    lambda pk, applicant_id: (
+        Application.objects.select_for_update(of=("self",))
+        .select_related("round__program")
+        .annotate(has_documents=Exists(Document.objects.filter(application=OuterRef("pk"))))
+        .filter(pk=pk, applicant_id=applicant_id)
+        .order_by()
+    ),
+    pk=int,
+    applicant_id=int,
+)
+
+
+def _submit(application: Application, actor) -> Application:
+    """Submit an application locked in the current transaction."""
     require_transition(application.submit, actor, action="submit")
     if application.status == Application.Status.DRAFT and not round_accepts_applications(
         application.round
@@ -366,20 +404,33 @@ def application_submit(*, application: Application, actor) -> Application:
         from_state=from_state,
         to_state=application.status,
     )
-    notification_enqueue(
-        application=application, kind=Notification.Kind.SUBMITTED, event_key=str(event.pk)
+    notification = notification_enqueue(
+        application=application,
+        kind=Notification.Kind.SUBMITTED,
+        event_key=str(event.pk),
+        send_after_commit=False,
     )
-    _screen_after_commit(application)
+    _screen_after_commit(application, then_send=notification)
     return application
 
 
-def _screen_after_commit(application: Application) -> None:
+def _screen_after_commit(application: Application, *, then_send: Notification | None) -> None:
+    """After the commit, queue the screening and then the sending of the queued message.
+
+    One broker message, a chain: the worker sends the message once the screening task has
+    run. Should screening fail for good, the message stays pending in the outbox and the
+    periodic sweep (notifications_flush_task) sends it; it is never sent twice either way.
+    """
+    from benefits.tasks import notification_send_task
     from eligibility.screening_tasks import application_screen_task
 
     # The submission time names this submission, so a retried task screens it once
     # and a resubmission after a documents request gets a run of its own.
     trigger = f"submit:{application.submitted_at.isoformat()}"
-    transaction.on_commit(lambda: application_screen_task.delay(application.pk, trigger))
+    work = application_screen_task.si(application.pk, trigger)
+    if then_send is not None:
+        work |= notification_send_task.si(then_send.pk)
+    transaction.on_commit(work.delay)
 
 
 @transaction.atomic
@@ -388,8 +439,10 @@ def application_withdraw(*, application: Application, actor, reason: str = "") -
     from benefits.selection import waitlist_promote_next
     from payments.models import Payment
 
-    # Lock order: round, then application (as selection and batch building do).
-    round_ = Round.objects.select_for_update().get(pk=application.round_id)
+    # Lock order: round, then application (as selection and batch building do). FOR NO KEY
+    # UPDATE still serializes promotions, but lets a concurrent submit's foreign-key check
+    # (KEY SHARE on the round, at its commit) through: FOR UPDATE made the two deadlock.
+    round_ = Round.objects.select_for_update(no_key=True).get(pk=application.round_id)
     if Payment.objects.filter(
         application_id=application.pk, status__in=Payment.LIVE_STATES
     ).exists():

@@ -1,7 +1,11 @@
 """The roles of SPEC "Users and roles" as Django groups, and the permissions each holds."""
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
-from django.db.models import Q
+from django.db.models import Aggregate, OuterRef, Q, Subquery, TextField, Value
+from django.db.models.functions import Concat
+
+from core.prepared import PreparedQuery
 
 
 class Role:
@@ -74,24 +78,91 @@ def ensure_roles() -> None:
         group.permissions.set(_permissions(names))
 
 
+# Compiled once: the ORM spends more time building this join than the database running it.
+_ROLES_AND_PERMISSIONS = PreparedQuery(
+    lambda user_id: Group.objects.filter(user__id=user_id).values_list(
+        "name", "permissions__content_type__app_label", "permissions__codename"
+    ),
+    user_id=int,
+)
+
+
 def user_roles(user) -> frozenset[str]:
     """Return the user's roles, memoized on the user object for the request.
 
     The same query fills the group-permission cache that Django's ModelBackend reads,
     so a later has_perm() (the FSM transition permissions) needs no query of its own.
+    Nothing is kept across requests: a role change counts from the next request on.
+    The API's token authentication loads them with the user (user_roles_subquery).
     """
     cached = getattr(user, "_baeum_roles", None)
     if cached is None:
-        rows = list(
-            user.groups.values_list(
-                "name", "permissions__content_type__app_label", "permissions__codename"
-            )
-        )
+        rows = _ROLES_AND_PERMISSIONS.rows(user_id=user.pk) if user.pk is not None else []
         cached = frozenset(name for name, _, _ in rows)
         user._baeum_roles = cached
         if not hasattr(user, "_group_perm_cache"):
             user._group_perm_cache = {f"{app}.{code}" for _, app, code in rows if code}
     return cached
+
+
+# The packed text of user_roles_subquery(): one record per (role, permission) pair,
+# "role<US>app_label.codename", or "role<US>." for a role without permissions.
+_UNIT = "\x1f"
+_RECORD = "\x1e"
+
+
+class _JoinedText(Aggregate):
+    """Text values joined by a separator: STRING_AGG on PostgreSQL, GROUP_CONCAT on SQLite."""
+
+    function = "STRING_AGG"
+    output_field = TextField()
+
+    def __init__(self, expression, separator: str):
+        super().__init__(expression, Value(separator))
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
+
+
+def user_roles_subquery(user_id_ref: str) -> Subquery:
+    """The roles and permissions of the user whose id is the outer column `user_id_ref`.
+
+    Annotate the query that loads the user with it and pass the value to
+    remember_user_roles(): the same rows as user_roles() reads, in the same query.
+    """
+    memberships = get_user_model().groups.through.objects.filter(user_id=OuterRef(user_id_ref))
+    packed = (
+        memberships.values("user_id")
+        .annotate(
+            packed=_JoinedText(
+                Concat(
+                    "group__name",
+                    Value(_UNIT),
+                    "group__permissions__content_type__app_label",
+                    Value("."),
+                    "group__permissions__codename",
+                    output_field=TextField(),
+                ),
+                _RECORD,
+            )
+        )
+        .values("packed")
+    )
+    return Subquery(packed, output_field=TextField())
+
+
+def remember_user_roles(user, packed: str | None) -> frozenset[str]:
+    """Memoize on the user, as user_roles() does, what user_roles_subquery() read."""
+    roles, permissions = set(), set()
+    for record in packed.split(_RECORD) if packed else ():
+        role, _, permission = record.partition(_UNIT)
+        roles.add(role)
+        if permission != ".":
+            permissions.add(permission)
+    user._baeum_roles = frozenset(roles)
+    if not hasattr(user, "_group_perm_cache"):
+        user._group_perm_cache = permissions
+    return user._baeum_roles
 
 
 def user_has_role(user, *roles: str) -> bool:

@@ -44,7 +44,9 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.application_submit(application=application, actor=application.applicant.user)
     assert SENT == []
-    assert len(callbacks) == 2  # sending the message, and screening
+    # One broker message after the commit: screening, chained with sending the message.
+    assert len(callbacks) == 1
+    assert Notification.objects.get(application=application).status == "pending"
 
 
 def test_same_event_enqueued_twice_makes_one_message():
