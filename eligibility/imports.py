@@ -8,11 +8,16 @@ errors nor the logs ever hold one, and the stored upload is deleted once the job
 
 import hashlib
 import logging
+import re
+from array import array
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice, repeat
+from operator import itemgetter
 
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, F, Min, Window
+from django.db.models import CharField, Count, F, Min, Window
 from django.utils import timezone
 
 from core.audit import audit_record
@@ -20,13 +25,12 @@ from eligibility.models import RECORD_MODELS, RegistryImportJob, RegistryKind, R
 from eligibility.registry_csv import (
     COLUMNS,
     LINE_PROBLEMS,
-    PARSERS,
+    FastLines,
     RowError,
     is_person_kind,
-    person_hash,
+    parse_line,
+    read_blocks,
     read_header,
-    read_lines,
-    split_line,
 )
 from eligibility.screening import rescreen_after_snapshot
 
@@ -34,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_ROWS = 10_000
 MAX_ERRORS = 100
+KEY_HASH_ROWS = 5_000_000  # beyond, the database alone looks for duplicates (40 MB kept)
 # What makes two rows the same entry. A person may hold several Naeil-baeum cards or
 # courses, youth-allowance periods and yearly vouchers, so only repeats of the same
 # entry are duplicates there; the social-security status is one per person.
@@ -55,20 +60,62 @@ def _db_columns(kind: str) -> list[str]:
     return ["snapshot", "line", *person, *COLUMNS[kind]]
 
 
-def _write_chunk(kind: str, rows: list[tuple]) -> None:
+# Model instances handed to bulk_create at a time within a chunk's transaction.
+_BATCH = 500
+_CSV_QUOTED = re.compile(r'[,"\r\n]')
+
+
+def _csv_field(value: str | None) -> str:
+    if value is None:
+        return ""  # unquoted and empty: NULL
+    if _CSV_QUOTED.search(value):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _csv_lines(rows: list[tuple]) -> str:
+    """Return rows as lines of COPY's CSV format, using the CSV a row comes with."""
+    return "".join(
+        [
+            f"{snapshot_id},{line},{csv}\n"
+            if csv is not None
+            else f"{snapshot_id},{line}," + ",".join(map(_csv_field, values)) + "\n"
+            for snapshot_id, line, values, csv in rows
+        ]
+    )
+
+
+def _write_chunk(kind: str, rows: Iterable[list[tuple]]) -> None:
+    """Write rows as they come, in lists of (snapshot, line, values, csv) from _Rows.chunk.
+
+    The values are canonical text (None for NULL), in COLUMNS order after the person's
+    HMAC; csv, when not None, is already their CSV (see registry_csv.FastLines).
+    """
     model = RECORD_MODELS[kind]
     fields = [model._meta.get_field(name) for name in _db_columns(kind)]
     if connection.vendor == "postgresql":
         quote = connection.ops.quote_name
         columns = ", ".join(quote(f.column) for f in fields)
+        # An empty text field is '' rather than NULL, as bulk_create stores it.
+        texts = ", ".join(quote(f.column) for f in fields if isinstance(f, CharField))
         connection.ensure_connection()
-        sql = f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN"
+        sql = (
+            f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN "
+            f"(FORMAT csv, FORCE_NOT_NULL ({texts}))"
+        )
+        # Rows are sent while the file is still being read: PostgreSQL stores one list
+        # while the next is parsed.
         with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(row)
+            for batch in rows:
+                copy.write(_csv_lines(batch))
         return
-    attnames = [f.attname for f in fields]
-    model.objects.bulk_create([model(**dict(zip(attnames, row, strict=True))) for row in rows])
+    # The fields turn the canonical text into dates, booleans and numbers.
+    attnames, rows = [f.attname for f in fields[2:]], chain.from_iterable(rows)
+    while batch := [
+        model(snapshot_id=snapshot_id, line=line, **dict(zip(attnames, values, strict=True)))
+        for snapshot_id, line, values, _ in islice(rows, _BATCH)
+    ]:
+        model.objects.bulk_create(batch)
 
 
 def _duplicates(kind: str, snapshot_id: int) -> tuple[int, list[dict]]:
@@ -172,62 +219,142 @@ def _claim(job_id: int) -> tuple[RegistryImportJob, RegistrySnapshot | None]:
     return job, snapshot
 
 
-def _progress(job: RegistryImportJob, snapshot: RegistrySnapshot, rows: list, read, rejected):
+class _Rows:
+    """The data lines of an upload, checked as they are read, chunk by chunk.
+
+    Rows read, rows rejected and the first MAX_ERRORS errors add up on the side.
+    """
+
+    def __init__(self, kind: str, person: str, blocks: Iterator, snapshot_id: int):
+        self.kind, self.person, self.blocks, self.snapshot_id = kind, person, blocks, snapshot_id
+        self.fast = FastLines(kind, person)
+        self.pending: tuple | None = None  # the rest of a block, not read yet
+        self.read = self.rejected = 0
+        self.errors: list[dict] = []
+        self.done = False
+        # The hash of each written row's duplicate key, in buckets by its low byte: no
+        # hash twice in a bucket proves the file repeats no key, which spares the
+        # database grouping the whole snapshot. The values are canonical text, so equal
+        # keys hash alike; 8 bytes a row, and none kept past KEY_HASH_ROWS.
+        columns = _db_columns(kind)[2:]
+        self.key = itemgetter(*(columns.index(name) for name in DUPLICATE_KEYS[kind]))
+        self.key_hashes: list[array] | None = [array("q") for _ in range(256)]
+
+    def chunk(self) -> Iterator[list[tuple]]:
+        """Yield the good rows among the next CHUNK_ROWS rows read, in lists for _write_chunk."""
+        if self.read - self.rejected > KEY_HASH_ROWS:
+            self.key_hashes = None
+        room = CHUNK_ROWS
+        while room:
+            block = self.pending or next(self.blocks, None)
+            if block is None:
+                self.done = True
+                return
+            start, lines, problems = block
+            # Lines are checked a block at a time while they are all well formed.
+            rows = None if problems else self._well_formed(start, lines[:room])
+            if rows is None:
+                rows, used, counted = self._line_by_line(start, lines, problems, room)
+            else:
+                used = counted = len(rows)
+            self.read += counted
+            room -= counted
+            self.pending = (start + used, lines[used:], problems) if used < len(lines) else None
+            if rows:
+                if self.key_hashes is not None:
+                    for digest in map(hash, map(self.key, map(itemgetter(2), rows))):
+                        self.key_hashes[digest & 255].append(digest)
+                yield rows
+
+    def may_repeat(self) -> bool:
+        """Tell whether two written rows may share a duplicate key; False is certain."""
+        if self.key_hashes is None:
+            return True
+        return any(len(set(bucket)) < len(bucket) for bucket in self.key_hashes)
+
+    def _well_formed(self, start: int, lines: list[str]) -> list[tuple] | None:
+        values = self.fast.values(lines)
+        if values is None:
+            return None
+        numbers = range(start, start + len(lines))
+        return list(zip(repeat(self.snapshot_id), numbers, values, self.fast.csv(lines, values)))
+
+    def _line_by_line(self, start: int, lines: list[str], problems: dict, room: int):
+        """Check lines one by one up to room rows; return the good rows, lines used, rows read."""
+        rows, read = [], 0
+        for used, text in enumerate(lines, 1):
+            number, problem = start + used - 1, problems.get(start + used - 1)
+            if not problem and not text.strip():
+                continue  # a blank line is no row
+            read += 1
+            checked = None if problem else self._well_formed(number, [text])
+            if checked is None:
+                checked = self._check(number, text, problem)
+            rows += checked  # the line's row, or none if it was rejected
+            if read == room:
+                return rows, used, read
+        return rows, len(lines), read
+
+    def _check(self, number: int, text: str, problem: str | None) -> list[tuple]:
+        """Check a line in detail: a list of its row, or an empty one and an error."""
+        try:
+            if problem:
+                raise RowError(None, problem, LINE_PROBLEMS[problem])
+            return [(self.snapshot_id, number, parse_line(self.kind, self.person, text), None)]
+        except RowError as exc:
+            self.rejected += 1
+            if len(self.errors) < MAX_ERRORS:
+                self.errors.append(_error(number, exc.field, exc.code, exc.message))
+            return []
+
+
+def _progress(job: RegistryImportJob, snapshot: RegistrySnapshot, rows: _Rows) -> None:
+    """Load the next chunk of rows and record the counts so far, in one transaction."""
+    # No waiting for the disk at each chunk: the activation's commit, which does wait,
+    # makes the chunks durable with it, and a crash before then leaves the job running,
+    # to be rerun from scratch. (A caller's own transaction keeps its usual commit.)
+    asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
+    # The counts are known once the chunk is read, so they come after its rows; a run
+    # that took the job over meanwhile makes this one roll the chunk back.
     with transaction.atomic():
+        if asynchronous:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        _write_chunk(job.kind, rows.chunk())
         owned = RegistryImportJob.objects.filter(
             pk=job.pk, snapshot=snapshot, status=RegistryImportJob.Status.RUNNING
-        ).update(rows_read=read, rows_rejected=rejected)
+        ).update(rows_read=rows.read, rows_rejected=rows.rejected)
         if not owned:
             raise _Abandoned
-        if rows:
-            _write_chunk(job.kind, rows)
 
 
-def _load(job: RegistryImportJob, snapshot: RegistrySnapshot) -> tuple[int, int, list, str]:
-    """Stream the file into the snapshot; return rows read, rejected, errors and SHA-256."""
-    parse, digest = PARSERS[job.kind], hashlib.sha256()
-    width = len(COLUMNS[job.kind]) + (1 if is_person_kind(job.kind) else 0)
-    read = rejected = 0
-    errors: list[dict] = []
-    rows: list[tuple] = []
-    snapshot_id = snapshot.pk
+def _load(job: RegistryImportJob, snapshot: RegistrySnapshot) -> tuple[int, int, list, str, bool]:
+    """Stream the file into the snapshot.
+
+    Return rows read, rejected, errors, SHA-256 and whether the rows may hold duplicates.
+    """
+    digest = hashlib.sha256()
     with job.file.open("rb") as stored:
-        # Read the storage's own file object: the FieldFile proxy costs a lookup per line.
-        lines = read_lines(getattr(stored, "file", stored), digest)
+        # Read the storage's own file object: the FieldFile proxy costs a lookup per read.
+        blocks = read_blocks(getattr(stored, "file", stored), digest)
+        # The first block starts with the header; the rest of it is data.
+        start, lines, problems = next(blocks, (1, [], {}))
         try:
-            person = read_header(job.kind, next(lines, None))
+            person = read_header(
+                job.kind, (start, lines[0], problems.get(start)) if lines else None
+            )
         except RowError as exc:
-            return 0, 1, [_error(1, exc.field, exc.code, exc.message)], digest.hexdigest()
-        for number, text, problem in lines:
-            if not problem and not text.strip():
-                continue
-            read += 1
-            try:
-                if problem:
-                    raise RowError(None, problem, LINE_PROBLEMS[problem])
-                if "\x00" in text:
-                    raise RowError(None, "invalid_character", "The line contains a NUL byte.")
-                values = split_line(text)
-                if len(values) != width:
-                    message = f"Expected {width} columns, found {len(values)}."
-                    raise RowError(None, "wrong_column_count", message)
-                if person:
-                    row = (snapshot_id, number, person_hash(person, values[0]), *parse(values[1:]))
-                else:
-                    row = (snapshot_id, number, *parse(values))
-                rows.append(row)
-            except RowError as exc:
-                rejected += 1
-                if len(errors) < MAX_ERRORS:
-                    errors.append(_error(number, exc.field, exc.code, exc.message))
-            if read % CHUNK_ROWS == 0:
-                _progress(job, snapshot, rows, read, rejected)
-                rows = []
-        _progress(job, snapshot, rows, read, rejected)
+            return 0, 1, [_error(1, exc.field, exc.code, exc.message)], digest.hexdigest(), False
+        rows = _Rows(
+            job.kind, person, chain([(start + 1, lines[1:], problems)], blocks), snapshot.pk
+        )
+        while not rows.done:
+            _progress(job, snapshot, rows)
+    read, rejected, errors = rows.read, rows.rejected, rows.errors
     if read == 0 and not rejected:
         errors.append(_error(2, None, "no_rows", "The file has a header but no rows."))
         rejected = 1
-    return read, rejected, errors, digest.hexdigest()
+    return read, rejected, errors, digest.hexdigest(), rows.may_repeat()
 
 
 def _finish(job, snapshot, *, read: int, rejected: int, errors: list, sha256: str) -> None:
@@ -297,8 +424,8 @@ def registry_import_run(*, job_id: int) -> RegistryImportJob:
     if snapshot is None:
         return job
     try:
-        read, rejected, errors, sha256 = _load(job, snapshot)
-        if read:
+        read, rejected, errors, sha256, may_repeat = _load(job, snapshot)
+        if read and may_repeat:
             duplicates, duplicate_errors = _duplicates(job.kind, snapshot.pk)
             rejected += duplicates
             errors = sorted(errors + duplicate_errors, key=lambda e: e["line"])[:MAX_ERRORS]

@@ -8,6 +8,8 @@ import csv
 import functools
 import re
 from datetime import date
+from itertools import starmap
+from operator import itemgetter
 
 from django.core.exceptions import ValidationError
 
@@ -165,27 +167,275 @@ PARSERS = {
 }
 
 
+def _canonical(value) -> str | None:
+    # The value as PostgreSQL reads and writes it, which Django's fields also read.
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def parse_line(kind: str, person: str, text: str) -> tuple[str | None, ...]:
+    """Check one data line value by value; return its canonical values or raise RowError.
+
+    Canonical values are the text PostgreSQL is given for each column (None for NULL):
+    the person's HMAC first (for person registries), then COLUMNS[kind] in order.
+    """
+    if "\x00" in text:
+        raise RowError(None, "invalid_character", "The line contains a NUL byte.")
+    values = split_line(text)
+    width = len(COLUMNS[kind]) + (1 if person else 0)
+    if len(values) != width:
+        raise RowError(
+            None, "wrong_column_count", f"Expected {width} columns, found {len(values)}."
+        )
+    if person:
+        row = (person_hash(person, values[0]), *PARSERS[kind](values[1:]))
+    else:
+        row = PARSERS[kind](values)
+    return tuple(_canonical(value) for value in row)
+
+
+# The fast path. Nearly every line of a real file is well formed, and one regular
+# expression per registry recognises such a line, capturing its values already in
+# canonical form; the dates and periods left to check repeat from line to line, so a
+# block of lines is checked at once, each distinct period once. A line it does not
+# recognise goes to parse_line, which alone words the errors. So the fast path may only
+# accept lines that parse_line accepts, with the same values
+# (tests/eligibility/test_import_fastpath.py): it takes no quotes, no space around
+# values, only ASCII digits, and no carriage return.
+
+_FAST_DATE = "([0-9]{4}-[0-9]{2}-[0-9]{2})"
+_FAST_PERSON = {"rrn_hmac": "([0-9a-f]{64})", "rrn": "([0-9]{6}-?[0-9]{7})"}
+
+
+def _fast_text(max_length: int, *, required: bool) -> str:
+    # Up to max_length characters, none a NUL or line break, none of them whitespace at
+    # either end (\s is exactly what str.strip() removes).
+    edge, inner = r'[^\s,"\x00]', r'[^,"\r\n\x00]'
+    text = f"{edge}(?:{inner}{{0,{max_length - 2}}}{edge})?"
+    return f"({text})" if required else f"((?:{text})?)"
+
+
+@functools.lru_cache(maxsize=65_536)
+def _is_date(text: str) -> bool:
+    try:
+        _iso_date(text)
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=4_096)
+def _month_bounds(text: str) -> tuple[str, str] | None:
+    try:
+        first, last = _month(text)
+    except ValueError:
+        return None
+    return first.isoformat(), last.isoformat()
+
+
+# What the regular expression leaves to check, on the captured text (None for an empty
+# optional date). ISO dates and months compare in order as text.
+
+
+def _ss_period(valid_from: str, valid_to: str | None) -> bool:
+    return _is_date(valid_from) and (
+        valid_to is None or (valid_to >= valid_from and _is_date(valid_to))
+    )
+
+
+def _nb_periods(card_from: str, card_to: str, training_from, training_to) -> bool:
+    return (
+        card_to >= card_from
+        and _is_date(card_from)
+        and _is_date(card_to)
+        and (training_from is None or _is_date(training_from))
+        and (training_to is None or _is_date(training_to))
+        and not (training_from and training_to and training_to < training_from)
+    )
+
+
+def _ya_period(paid_from: str, paid_to: str) -> bool:
+    return paid_to >= paid_from and bool(_month_bounds(paid_from) and _month_bounds(paid_to))
+
+
+def _tc_period(starts_on: str, ends_on: str, vocational: str) -> bool:
+    return (
+        vocational.lower() in _BOOLEANS
+        and ends_on >= starts_on
+        and _is_date(starts_on)
+        and _is_date(ends_on)
+    )
+
+
+# From the captured values to canonical ones, where they differ.
+
+
+def _ya_values(values: tuple) -> tuple:
+    person, paid_from, paid_to = values
+    return person, _month_bounds(paid_from)[0], _month_bounds(paid_to)[1]
+
+
+def _tc_values(values: tuple) -> tuple:
+    return (*values[:5], "t" if _BOOLEANS[values[5].lower()] else "f")
+
+
+# kind: (the fields' expressions, which captured fields the check takes, the check, the
+# conversion to canonical values or None).
+_FAST = {
+    RegistryKind.SOCIAL_SECURITY: (
+        (
+            "(" + "|".join(_SS_STATUSES) + ")",
+            "(" + "|".join(sorted(SEOUL_DISTRICTS)) + ")",
+            _FAST_DATE,
+            _FAST_DATE + "?",
+        ),
+        (2, 3),
+        _ss_period,
+        None,
+    ),
+    RegistryKind.NAEILBAEUM: (
+        (
+            _FAST_DATE,
+            _FAST_DATE,
+            _fast_text(40, required=False),
+            _FAST_DATE + "?",
+            _FAST_DATE + "?",
+        ),
+        (0, 1, 3, 4),
+        _nb_periods,
+        None,
+    ),
+    RegistryKind.YOUTH_ALLOWANCE: (
+        ("([0-9]{4}-[0-9]{2})", "([0-9]{4}-[0-9]{2})"),
+        (0, 1),
+        _ya_period,
+        _ya_values,
+    ),
+    RegistryKind.NATIONAL_VOUCHER: (("(19[0-9]{2}|20[0-9]{2}|2100)",), (), None, None),
+    RegistryKind.TRAINING_COURSES: (
+        (
+            _fast_text(40, required=True),
+            _fast_text(200, required=True),
+            _fast_text(200, required=True),
+            _FAST_DATE,
+            _FAST_DATE,
+            "([A-Za-z01]{1,5})",
+        ),
+        (3, 4, 5),
+        _tc_period,
+        _tc_values,
+    ),
+}
+
+
+class FastLines:
+    """Recognise well-formed lines of one registry, many at a time."""
+
+    def __init__(self, kind: str, person: str):
+        fields, checked, self._check, self._convert = _FAST[kind]
+        offset = 1 if person else 0  # the captured person comes first
+        self._match = re.compile(",".join(((_FAST_PERSON[person],) if person else ()) + fields))
+        self._checked = itemgetter(*(offset + i for i in checked)) if checked else None
+        self._person = person
+        # Mostly a line itself is the CSV of its values, as COPY (FORMAT csv) reads them:
+        # its fields are the values, an empty one standing for NULL (or '' for text), and
+        # PostgreSQL reads vocational's true, y, 1, false, n or 0 in any case as _BOOLEANS
+        # does. Not with months (the values are dates) nor a raw RRN (the value is its HMAC).
+        self.verbatim = person != "rrn" and kind != RegistryKind.YOUTH_ALLOWANCE
+
+    def values(self, lines: list[str]) -> list[tuple] | None:
+        """Return the canonical values of every line, or None if any needs parse_line."""
+        found = list(map(self._match.fullmatch, lines))
+        if None in found:
+            return None
+        rows = list(map(re.Match.groups, found))
+        if self._checked and not all(starmap(self._check, set(map(self._checked, rows)))):
+            return None
+        if self._convert:
+            rows = list(map(self._convert, rows))
+        if self._person == "rrn":
+            try:
+                rows = [(person_hash("rrn", row[0]), *row[1:]) for row in rows]
+            except RowError:
+                return None  # parse_line words the error
+        return rows
+
+    def csv(self, lines: list[str], rows: list[tuple]) -> list[str]:
+        """Return the CSV of the values of lines that values() accepted."""
+        if self.verbatim:
+            return lines
+        # No value here holds a comma, quote or line break.
+        return [",".join(["" if value is None else value for value in row]) for row in rows]
+
+
 # Reading.
 
+BLOCK_BYTES = 16 * 1024
 
-def read_lines(stream, digest):
-    """Yield (line number, text, problem code) without holding more than one line."""
-    number = 0
-    while raw := stream.readline(MAX_LINE_BYTES):
-        number += 1
-        digest.update(raw)
-        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(MAX_LINE_BYTES)
-                digest.update(raw)
-            yield number, "", "line_too_long"
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            yield number, "", "invalid_encoding"
-            continue
-        yield number, text.rstrip("\r\n"), None
+
+def _split_lines(start: int, raw: bytes) -> tuple[list[str], dict[int, str]]:
+    """Return the text of the lines in raw (no last LF) and the problems by line number."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # some line is not UTF-8: decode one by one to find which
+        lines, problems = [], {}
+        for number, line in enumerate(raw.split(b"\n"), start):
+            try:
+                lines.append(line.decode("utf-8").rstrip("\r"))
+            except UnicodeDecodeError:
+                lines.append("")
+                problems[number] = "invalid_encoding"
+            if len(line) >= MAX_LINE_BYTES:
+                lines[-1], problems[number] = "", "line_too_long"
+        return lines, problems
+    lines, problems = text.split("\n"), {}
+    # A line of fewer characters than this cannot reach MAX_LINE_BYTES in UTF-8.
+    short = MAX_LINE_BYTES if text.isascii() else MAX_LINE_BYTES // 4
+    if max(map(len, lines)) >= short:
+        for i, line in enumerate(lines):
+            if len(line) >= short and len(line.encode()) >= MAX_LINE_BYTES:
+                lines[i], problems[start + i] = "", "line_too_long"
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
+    return lines, problems
+
+
+def read_blocks(stream, digest):
+    """Yield the stream's lines block by block: (first line number, texts, problems).
+
+    Lines end at LF; a text has its CR LF or LF removed, and is "" for a line with a
+    problem, which problems gives by line number. A line of MAX_LINE_BYTES or more (not
+    counting the LF) is too long, and skipped without being held.
+    """
+    number = 1
+    head = b""  # the start of a line that goes on in the next block
+    skipping = False  # inside a line already reported as too long
+    while block := stream.read(BLOCK_BYTES):
+        digest.update(block)
+        if skipping:
+            newline = block.find(b"\n")
+            if newline < 0:
+                continue
+            block, skipping = block[newline + 1 :], False
+        data = head + block if head else block
+        end = data.rfind(b"\n")
+        if end >= 0:
+            lines, problems = _split_lines(number, data[:end])
+            yield number, lines, problems
+            number += len(lines)
+            data = data[end + 1 :]
+        head = data
+        if len(head) >= MAX_LINE_BYTES:
+            yield number, [""], {number: "line_too_long"}
+            number += 1
+            head, skipping = b"", True
+    if head:
+        yield number, *_split_lines(number, head)
 
 
 def split_line(text: str) -> list[str]:

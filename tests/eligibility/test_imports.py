@@ -271,7 +271,7 @@ def test_job_crashed_mid_load_reruns_from_scratch(previous, monkeypatch):
     real_write, calls = imports._write_chunk, []
 
     def write_then_crash(kind, rows):
-        calls.append(len(rows))
+        calls.append(kind)
         if len(calls) == 2:
             raise OperationalError("server closed the connection")
         real_write(kind, rows)
