@@ -155,6 +155,7 @@ def _facts_sql(where: str) -> str:
         "doc": q(Document._meta.db_table),
         "tc": q(TrainingCourse._meta.db_table),
     }
+    not_live = ", ".join(["%s"] * len(NOT_LIVE))
     if connection.vendor == "postgresql":
         agg, arr = "json_agg", "json_build_array"
     else:
@@ -186,7 +187,7 @@ def _facts_sql(where: str) -> str:
             JOIN {table["app"]} o ON o.applicant_id = apps.applicant_id
                  AND o.round_id <> apps.round_id
             JOIN {table["round"]} orr ON orr.id = o.round_id AND orr.year = apps.year
-            WHERE o.status NOT IN (%s, %s, %s) GROUP BY apps.id)""",  # noqa: S608
+            WHERE o.status NOT IN ({not_live}) GROUP BY apps.id)""",  # noqa: S608
         f"""shared AS (SELECT apps.id, {agg}(q.id) AS ids FROM apps
             JOIN {table["person"]} q ON q.account_fingerprint = apps.account_fingerprint
                  AND q.id <> apps.applicant_id
