@@ -98,11 +98,21 @@ def user_roles(user) -> frozenset[str]:
     cached = getattr(user, "_baeum_roles", None)
     if cached is None:
         rows = _ROLES_AND_PERMISSIONS.rows(user_id=user.pk) if user.pk is not None else []
-        cached = frozenset(name for name, _, _ in rows)
-        user._baeum_roles = cached
-        if not hasattr(user, "_group_perm_cache"):
-            user._group_perm_cache = {f"{app}.{code}" for _, app, code in rows if code}
+        cached = _remember(
+            user,
+            {name for name, _, _ in rows},
+            {f"{app}.{code}" for _, app, code in rows if code},
+        )
     return cached
+
+
+def _remember(user, roles: set[str], permissions: set[str]) -> frozenset[str]:
+    """Memoize the roles on the user, and fill the group-permission cache that Django's
+    ModelBackend reads unless it is filled already."""
+    user._baeum_roles = frozenset(roles)
+    if not hasattr(user, "_group_perm_cache"):
+        user._group_perm_cache = permissions
+    return user._baeum_roles
 
 
 # The packed text of user_roles_subquery(): one record per (role, permission) pair,
@@ -159,10 +169,7 @@ def remember_user_roles(user, packed: str | None) -> frozenset[str]:
         roles.add(role)
         if permission != ".":
             permissions.add(permission)
-    user._baeum_roles = frozenset(roles)
-    if not hasattr(user, "_group_perm_cache"):
-        user._group_perm_cache = permissions
-    return user._baeum_roles
+    return _remember(user, roles, permissions)
 
 
 def user_has_role(user, *roles: str) -> bool:
