@@ -53,8 +53,8 @@ class ScreeningSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     outcome = serializers.CharField()
     ruleset_version = serializers.CharField()
-    rules = RuleResultSerializer(many=True)
-    duplicates = DuplicateSerializer(many=True)
+    rules = RuleResultSerializer(many=True, source="rule_results")
+    duplicates = DuplicateSerializer(many=True, source="duplicate_matches")
     snapshot_ids = serializers.DictField()
     created_at = serializers.DateTimeField()
 

@@ -16,6 +16,7 @@
 Prints a markdown section and appends it to bench/RESULTS.md (unless --no-write).
 
     .venv/bin/python bench/screening.py [--rows 1000000] [--applications 100000] [--no-write]
+    .venv/bin/python bench/screening.py --screening-only   # again, on the database left
 
 Uses (and recreates) the database in BENCH_SCREENING_DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/baeum_bench_screening).
@@ -420,7 +421,7 @@ def raw_screening_sql() -> str:
         "tc": TrainingCourse._meta.db_table,
     }
     return f"""
-WITH apps AS MATERIALIZED (
+WITH apps AS NOT MATERIALIZED (
     SELECT a.id, a.applicant_id, a.round_id, a.income_category, a.course_id,
            r.year, r.period_starts_on, r.period_ends_on,
            (a.submitted_at AT TIME ZONE %(tz)s)::date AS applied_on,
@@ -597,6 +598,31 @@ def profile_chunk(round_id: int, chunk_size: int = 2000) -> tuple[float, list[st
     return seconds, lines[:14]
 
 
+def screening_only(url: str) -> None:
+    """Time raw SQL and round_rescreen again on the round a full run created."""
+    from tempfile import mkdtemp
+
+    setup_django(url, mkdtemp(prefix="baeum-bench-screening-"))
+    from django.db import connection
+
+    from benefits.models import Round
+    from eligibility.models import ScreeningRun
+
+    round_id = Round.objects.get(name="bench screening").pk
+    ScreeningRun.objects.filter(trigger_key__startswith="rescreen:bench").delete()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    raw = raw_screening(round_id)
+    screened = rescreen(round_id)
+    print(
+        f"raw SQL {raw['seconds']:.2f} s; round_rescreen {screened['seconds']:.2f} s "
+        f"(facts {screened['facts_seconds']:.2f} s, {screened['queries']} queries "
+        f"{screened['sql_seconds']:.2f} s); ratio {screened['seconds'] / raw['seconds']:.2f}x; "
+        f"RSS {screened['rss_start']:.0f} -> {screened['rss_peak']:.0f} MB; "
+        f"{screened['totals']['outcomes']}; found {rescreen_found(round_id)}"
+    )
+
+
 # Report.
 
 
@@ -605,9 +631,18 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--applications", type=int, default=100_000)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--screening-only",
+        action="store_true",
+        help="reuse the database a full run left and time only the round screening "
+        "(for trying a change; prints the figures, writes nothing)",
+    )
     args = parser.parse_args()
     url = os.environ.get("BENCH_SCREENING_DATABASE_URL", DEFAULT_URL)
     began = time.perf_counter()
+    if args.screening_only:
+        screening_only(url)
+        return
 
     recreate_database(url)
     with tempfile.TemporaryDirectory(prefix="baeum-bench-screening-") as tmp:

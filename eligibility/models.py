@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from eligibility.rules import rendered_match, rendered_rule
+
 
 class RegistryKind(models.TextChoices):
     SOCIAL_SECURITY = "social_security", "Social-security status"
@@ -177,9 +179,11 @@ class ScreeningRun(models.Model):
     is_current = models.BooleanField(default=True)
     ruleset_version = models.CharField(max_length=40)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
-    # [{"rule", "outcome", "code", "message", "message_ko", "evidence"}]
+    # [{"rule", "outcome", "code", "evidence"}]: the messages follow from the code and are
+    # rendered on read (`rule_results`); runs stored before that also hold "message" and
+    # "message_ko".
     rules = models.JSONField(default=list)
-    # [{"registry", "action", "detail", "evidence"}]
+    # [{"registry", "action", "evidence"}], likewise without the "detail" (`duplicate_matches`).
     duplicates = models.JSONField(default=list)
     # {registry kind: snapshot id} of the snapshots read.
     snapshot_ids = models.JSONField(default=dict)
@@ -202,3 +206,11 @@ class ScreeningRun(models.Model):
 
     def __str__(self) -> str:
         return f"Screening #{self.pk} of application #{self.application_id}: {self.outcome}"
+
+    def rule_results(self) -> list[dict]:
+        """The rule results with their messages in English and Korean."""
+        return [rendered_rule(r) for r in self.rules]
+
+    def duplicate_matches(self) -> list[dict]:
+        """The duplicate matches with their detail."""
+        return [rendered_match(d) for d in self.duplicates]

@@ -5,7 +5,6 @@ Nothing here touches the database: eligibility.screening gathers the facts into 
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from functools import partial
 from types import MappingProxyType
@@ -28,8 +27,8 @@ DEFAULT_DUPLICATE_POLICY = {NAEILBAEUM: REVIEW, YOUTH_ALLOWANCE: REVIEW, NATIONA
 ADULT_AGE = 19
 
 
-# Facts and results are named tuples: immutable and built in C, where a frozen dataclass
-# sets each field through object.__setattr__, which shows at 100,000 applications.
+# Inputs, facts and results are named tuples: immutable and built in C, where a frozen
+# dataclass sets each field through object.__setattr__, which shows at 100,000 applications.
 
 
 class SocialSecurityFact(NamedTuple):
@@ -65,8 +64,7 @@ class CourseFact(NamedTuple):
     vocational: bool
 
 
-@dataclass(frozen=True)
-class ScreeningInput:
+class ScreeningInput(NamedTuple):
     """Everything the rules may look at for one application, as plain values."""
 
     program_code: str
@@ -90,41 +88,47 @@ class ScreeningInput:
     other_live_applications: tuple[int, ...] = ()
     # Ids of other applicants whose bank account has the same fingerprint.
     shared_account_applicants: tuple[int, ...] = ()
-    duplicate_policy: Mapping[str, str] = field(default_factory=dict)
+    duplicate_policy: Mapping[str, str] = MappingProxyType({})
 
 
 class RuleResult(NamedTuple):
     rule: str
     outcome: str
     code: str
-    message: str
-    message_ko: str
     evidence: Mapping = MappingProxyType({})
 
-    def as_dict(self) -> dict:
+    # The messages follow from the code: a run stores the code and the evidence, and the
+    # words are rendered when it is read (see `rendered_rule`).
+    @property
+    def message(self) -> str:
+        return MESSAGES[self.code][0]
+
+    @property
+    def message_ko(self) -> str:
+        return MESSAGES[self.code][1]
+
+    def as_record(self) -> dict:
+        """The result as a screening run stores it."""
         return {
             "rule": self.rule,
             "outcome": self.outcome,
             "code": self.code,
-            "message": self.message,
-            "message_ko": self.message_ko,
-            "evidence": dict(self.evidence),
+            "evidence": self.evidence,
         }
 
 
 class DuplicateMatch(NamedTuple):
     registry: str
     action: str
-    detail: str
     evidence: Mapping = MappingProxyType({})
 
-    def as_dict(self) -> dict:
-        return {
-            "registry": self.registry,
-            "action": self.action,
-            "detail": self.detail,
-            "evidence": dict(self.evidence),
-        }
+    @property
+    def detail(self) -> str:
+        return MESSAGES[duplicate_code(self.registry)][0]
+
+    def as_record(self) -> dict:
+        """The match as a screening run stores it."""
+        return {"registry": self.registry, "action": self.action, "evidence": self.evidence}
 
 
 class Evaluation(NamedTuple):
@@ -274,8 +278,42 @@ MESSAGES = {
 
 
 def _result(rule: str, outcome: str, code: str, evidence: dict | None = None) -> RuleResult:
-    message, message_ko = MESSAGES[code]
-    return RuleResult(rule, outcome, code, message, message_ko, evidence or {})
+    return RuleResult(rule, outcome, code, {} if evidence is None else evidence)
+
+
+def duplicate_code(registry: str) -> str:
+    """The code of a duplicate found in a registry: the rule result and message it gives."""
+    return (
+        registry if registry in (INTERNAL_APPLICATION, SHARED_ACCOUNT) else f"duplicate_{registry}"
+    )
+
+
+def rendered_rule(stored: Mapping) -> dict:
+    """A stored rule result with its messages in English and Korean.
+
+    Runs stored before messages were rendered on read carry their own words, which stand.
+    """
+    message, message_ko = MESSAGES.get(stored.get("code"), ("", ""))
+    return {
+        "rule": stored.get("rule"),
+        "outcome": stored.get("outcome"),
+        "code": stored.get("code"),
+        "message": stored.get("message") or message,
+        "message_ko": stored.get("message_ko") or message_ko,
+        "evidence": stored.get("evidence") or {},
+    }
+
+
+def rendered_match(stored: Mapping) -> dict:
+    """A stored duplicate match with its detail (the message of its code)."""
+    registry = stored.get("registry") or ""
+    detail = MESSAGES.get(duplicate_code(registry), ("",))[0]
+    return {
+        "registry": registry,
+        "action": stored.get("action"),
+        "detail": stored.get("detail") or detail,
+        "evidence": stored.get("evidence") or {},
+    }
 
 
 # Scholarship rules.
@@ -470,9 +508,9 @@ def duplicate_checks(inp: ScreeningInput) -> tuple[list[RuleResult], list[Duplic
         if not matches:
             continue
         action = policy_for(inp.duplicate_policy, registry)
-        code = f"duplicate_{registry}"
+        code = duplicate_code(registry)
         evidence = {"matches": matches, "policy": action}
-        found.append(DuplicateMatch(registry, action, MESSAGES[code][0], evidence))
+        found.append(DuplicateMatch(registry, action, evidence))
         if action != ALLOW:
             results.append(_result(code, FAIL if action == BLOCK else REVIEW, code, evidence))
     internal = (
@@ -482,7 +520,7 @@ def duplicate_checks(inp: ScreeningInput) -> tuple[list[RuleResult], list[Duplic
     for registry, evidence in internal:
         if not next(iter(evidence.values())):
             continue
-        found.append(DuplicateMatch(registry, REVIEW, MESSAGES[registry][0], evidence))
+        found.append(DuplicateMatch(registry, REVIEW, evidence))
         results.append(_result(registry, REVIEW, registry, evidence))
     return results, found
 

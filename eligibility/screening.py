@@ -1,13 +1,14 @@
 """Screening services: gather registry facts, run the rules, store the run.
 
-Facts are always loaded for a set of applications with a handful of `__in` queries, so
-screening one application on submit and re-screening a round share one code path.
+One set-based statement gathers the facts (`_facts_sql`), for one application on submit
+and for a whole round when it is re-screened, so both judge on the same joins.
 """
 
 import logging
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import NamedTuple
 
 import orjson
@@ -89,17 +90,8 @@ _DATE_FIELDS = {
     "ends_on",
 }
 _FACTS_TABLE = "baeum_screening_facts"
-# Its JSON columns read back as text: orjson parses them several times faster than the driver.
-_FACTS_COLUMNS = ", ".join(
-    [
-        "application_id",
-        *(f"CAST({name} AS TEXT)" for _, _, name, _, _ in _PERSON_REGISTRIES),
-        "CAST(course AS TEXT)",
-        "certified",
-        "CAST(internal AS TEXT)",
-        "CAST(shared AS TEXT)",
-    ]
-)
+# Read back as text: orjson parses it several times faster than the driver.
+_FACTS_COLUMNS = "application_id, CAST(facts AS TEXT), certified"
 
 
 class _Applying(NamedTuple):
@@ -169,7 +161,8 @@ def _facts_sql(where: str) -> str:
             JOIN {table} r ON r.snapshot_id = %s AND {on} GROUP BY apps.id)"""  # noqa: S608
 
     ctes = [
-        f"""apps AS MATERIALIZED (
+        # Not materialized: the planner may then run the joins in parallel workers.
+        f"""apps AS NOT MATERIALIZED (
             SELECT a.id, a.applicant_id, a.round_id, a.course_id, r.year,
                    p.rrn_hmac, p.account_fingerprint
             FROM {table["app"]} a
@@ -193,16 +186,21 @@ def _facts_sql(where: str) -> str:
                  AND q.id <> apps.applicant_id
             WHERE apps.account_fingerprint <> '' GROUP BY apps.id)""",  # noqa: S608
     ]
-    person_columns = ", ".join(
-        f"f_{name}.facts AS {name}" for _, _, name, _, _ in _PERSON_REGISTRIES
-    )
+    # All of an application's facts travel as one JSON array: [one list per person
+    # registry…, catalogue entries, other live applications, applicants sharing the account].
+    parts = [*(f"f_{name}.facts" for _, _, name, _, _ in _PERSON_REGISTRIES), "f_course.facts"]
+    parts += ["internal.ids", "shared.ids"]
+    if connection.vendor == "postgresql":
+        facts = "json_build_array(" + ", ".join(parts) + ")"
+    else:
+        # SQLite passes a subquery's JSON on as text: json() makes it JSON again.
+        facts = "json_array(" + ", ".join(f"json({p})" for p in parts) + ")"
     person_joins = " ".join(
         f"LEFT JOIN f_{name} ON f_{name}.id = apps.id" for _, _, name, _, _ in _PERSON_REGISTRIES
     )
     select = f"""
-        SELECT apps.id AS application_id, {person_columns}, f_course.facts AS course,
-               certified.id IS NOT NULL AS certified, internal.ids AS internal,
-               shared.ids AS shared
+        SELECT apps.id AS application_id, {facts} AS facts,
+               certified.id IS NOT NULL AS certified
         FROM apps {person_joins}
         LEFT JOIN f_course ON f_course.id = apps.id
         LEFT JOIN certified ON certified.id = apps.id
@@ -223,7 +221,7 @@ def _facts_params(where_params: list, snapshot_ids: dict[str, int]) -> list:
 
 
 def _loaded(value) -> list:
-    """A JSON aggregate as Python lists: psycopg may have parsed it, SQLite gives text."""
+    """A JSON value as Python lists: psycopg may have parsed it, SQLite gives text."""
     if value is None:
         return []
     if isinstance(value, str | bytes):
@@ -231,66 +229,84 @@ def _loaded(value) -> list:
     return value
 
 
-def _fact_builder(fact: type, columns: tuple[str, ...]):
-    dates = [i for i, c in enumerate(columns, start=1) if c in _DATE_FIELDS]
-    booleans = [i for i, c in enumerate(columns, start=1) if c == "vocational"]
+# Registries repeat a few thousand distinct days: each is parsed once per process.
+_DAYS: dict[str, date] = {}
+_DAYS_KEPT = 100_000
 
-    def build(rows) -> tuple:
+
+def _day(text: str) -> date:
+    if len(_DAYS) >= _DAYS_KEPT:
+        _DAYS.clear()
+    day = _DAYS[text] = date.fromisoformat(text[:10])
+    return day
+
+
+def _fact_builder(fact: type, columns: tuple[str, ...]):
+    """Return `build(rows)`: a registry's JSON rows of [record id, columns…] as facts."""
+    dates = tuple(i for i, c in enumerate(columns, start=1) if c in _DATE_FIELDS)
+    booleans = tuple(i for i, c in enumerate(columns, start=1) if c == "vocational")
+    make = fact._make
+    days = _DAYS
+
+    def build(rows: list | None) -> tuple:
         if not rows:
             return ()
-        rows = _loaded(rows)
         # Record order, as the registry file had them: the rules take the first match.
         if len(rows) > 1:
             rows.sort()
         for row in rows:
             for i in dates:
-                if row[i] is not None:
-                    row[i] = date.fromisoformat(row[i][:10])
+                text = row[i]
+                if text is not None:
+                    row[i] = days.get(text) or _day(text)
             for i in booleans:
                 row[i] = bool(row[i])
-        return tuple(fact._make(row[1:]) for row in rows)
+        return tuple([make(row[1:]) for row in rows])
 
     return build
 
 
-_PERSON_BUILDERS = tuple(
-    (name, _fact_builder(fact, columns)) for _, _, name, fact, columns in _PERSON_REGISTRIES
-)
+_PERSON_BUILDERS = tuple(_fact_builder(fact, columns) for *_, fact, columns in _PERSON_REGISTRIES)
+_PERSON_FIELDS = tuple(name for _, _, name, _, _ in _PERSON_REGISTRIES)
 _COURSE_BUILDER = _fact_builder(rules.CourseFact, _COURSE_COLUMNS)
 
 
-def _screening_input(round_: Round, applying: _Applying, facts: tuple) -> rules.ScreeningInput:
-    """Shape one row of the facts query and the application's values for the rules."""
-    _, *person, course, certified, internal, shared = facts
-    registries = {
-        name: build(rows) for (name, build), rows in zip(_PERSON_BUILDERS, person, strict=True)
+def _evaluator(round_: Round):
+    """Return `evaluate(applying, facts_row)`, which runs the round's ruleset on one
+    application and one row of the facts query; the round's own values are read once."""
+    version = round_.ruleset_version
+    common = {
+        "program_code": round_.program.code,
+        "period_starts_on": round_.period_starts_on,
+        "period_ends_on": round_.period_ends_on,
+        "round_year": round_.year,
+        "duplicate_policy": MappingProxyType(dict(round_.duplicate_policy or {})),
     }
-    # The catalogue may list a course id more than once; the first entry stands.
-    courses = _COURSE_BUILDER(course)
-    return rules.ScreeningInput(
-        program_code=round_.program.code,
-        income_category=applying.income_category,
-        applied_on=applying.applied_on or timezone.localdate(),
-        period_starts_on=round_.period_starts_on,
-        period_ends_on=round_.period_ends_on,
-        round_year=round_.year,
-        birth_date=applying.birth_date,
-        district=applying.district,
-        course_id=applying.course_id,
-        training_starts_on=applying.training_starts_on,
-        training_ends_on=applying.training_ends_on,
-        has_enrollment_certificate=bool(certified),
-        course=courses[0] if courses else None,
-        other_live_applications=tuple(_loaded(internal)),
-        shared_account_applicants=tuple(_loaded(shared)),
-        duplicate_policy=dict(round_.duplicate_policy or {}),
-        **registries,
-    )
+    builders = tuple(zip(_PERSON_FIELDS, _PERSON_BUILDERS, strict=True))
 
+    def evaluate(applying: _Applying, row: tuple) -> rules.Evaluation:
+        _, facts, certified = row
+        *person, course, internal, shared = _loaded(facts)
+        # The catalogue may list a course id more than once; the first entry stands.
+        courses = _COURSE_BUILDER(course)
+        inp = rules.ScreeningInput(
+            income_category=applying.income_category,
+            applied_on=applying.applied_on or timezone.localdate(),
+            birth_date=applying.birth_date,
+            district=applying.district,
+            course_id=applying.course_id,
+            training_starts_on=applying.training_starts_on,
+            training_ends_on=applying.training_ends_on,
+            has_enrollment_certificate=bool(certified),
+            course=courses[0] if courses else None,
+            other_live_applications=tuple(internal or ()),
+            shared_account_applicants=tuple(shared or ()),
+            **common,
+            **{name: build(rows) for (name, build), rows in zip(builders, person, strict=True)},
+        )
+        return rules.evaluate(inp, ruleset_version=version)
 
-def _evaluate(round_: Round, applying: _Applying, facts: tuple) -> rules.Evaluation:
-    inp = _screening_input(round_, applying, facts)
-    return rules.evaluate(inp, ruleset_version=round_.ruleset_version)
+    return evaluate
 
 
 # Screening one application (on submit).
@@ -335,15 +351,15 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
             person.birth_date,
             person.district,
         )
-        evaluation = _evaluate(application.round, applying, facts)
+        evaluation = _evaluator(application.round)(applying, facts)
         run = ScreeningRun(
             application=application,
             trigger_key=trigger_key,
             is_current=True,
             ruleset_version=evaluation.ruleset_version,
             outcome=evaluation.outcome,
-            rules=[r.as_dict() for r in evaluation.rules],
-            duplicates=[d.as_dict() for d in evaluation.duplicates],
+            rules=[r.as_record() for r in evaluation.rules],
+            duplicates=[d.as_record() for d in evaluation.duplicates],
             snapshot_ids={str(k): v for k, v in snapshot_ids.items()},
             duplicate_found=bool(evaluation.duplicates),
         )
@@ -423,8 +439,8 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
                 is_current=True,
                 ruleset_version=evaluation.ruleset_version,
                 outcome=evaluation.outcome,
-                rules=[r.as_dict() for r in evaluation.rules],
-                duplicates=[d.as_dict() for d in evaluation.duplicates],
+                rules=[r.as_record() for r in evaluation.rules],
+                duplicates=[d.as_record() for d in evaluation.duplicates],
                 snapshot_ids=snapshots,
                 duplicate_found=bool(evaluation.duplicates),
                 created_at=now,
@@ -453,8 +469,8 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
                     shared,
                     encoded.get(version) or encoded.setdefault(version, _copy_text(version)),
                     encoded.get(outcome) or encoded.setdefault(outcome, _copy_text(outcome)),
-                    _copy_text([r.as_dict() for r in evaluation.rules]),
-                    _copy_text([d.as_dict() for d in evaluation.duplicates]),
+                    _copy_text([r.as_record() for r in evaluation.rules]),
+                    _copy_text([d.as_record() for d in evaluation.duplicates]),
                     b"t" if evaluation.duplicates else b"f",
                     tail,
                 )
@@ -533,9 +549,10 @@ def _rescreen_chunk(
         outcomes: dict[str, int] = defaultdict(int)
         ids = [a.pk for a in applying]
         now = timezone.now()
+        evaluate = _evaluator(round_)
         with _run_writer(ids, trigger_key=trigger_key, snapshot_ids=snapshot_ids, now=now) as store:
             for a in applying:
-                evaluation = _evaluate(round_, a, facts[a.pk])
+                evaluation = evaluate(a, facts[a.pk])
                 outcomes[evaluation.outcome] += 1
                 store(a.pk, evaluation)
         audit_record(
@@ -593,9 +610,11 @@ def screening_summary(run: ScreeningRun | None) -> dict | None:
         return None
     return {
         "outcome": run.outcome,
-        "rules": [{k: r.get(k) for k in ("rule", "outcome", "code", "message")} for r in run.rules],
+        "rules": [
+            {k: r[k] for k in ("rule", "outcome", "code", "message")} for r in run.rule_results()
+        ],
         "duplicates": [
-            {k: d.get(k) for k in ("registry", "action", "detail")} for d in run.duplicates
+            {k: d[k] for k in ("registry", "action", "detail")} for d in run.duplicate_matches()
         ],
     }
 

@@ -85,11 +85,62 @@ def test_detail_shows_screening_documents_and_history_masked(caseworker):
     body = caseworker.get(f"/api/v1/review/applications/{application.pk}/").json()
     assert body["screening"]["outcome"] == "ineligible"
     assert body["screening"]["rules"][0]["code"] == "not_seoul_resident"
+    # A run stored with its own words (as runs were before messages were rendered on read)
+    # shows those words.
+    assert body["screening"]["rules"][0]["message"] == "Not a Seoul resident"
+    assert body["screening"]["rules"][0]["message_ko"] == "서울 거주자가 아닙니다"
     assert body["screening"]["duplicates"][0]["registry"] == "naeilbaeum"
+    assert body["screening"]["duplicates"][0]["detail"] == "card overlaps"
     assert body["flags"] == ["ineligible"]
     assert [h["to_state"] for h in body["history"]] == ["submitted", "screening", "under_review"]
     assert body["applicant"]["rrn"].endswith("******")
     assert application.applicant.rrn not in str(body)
+
+
+def test_detail_renders_the_messages_of_a_stored_run_from_its_codes(caseworker):
+    application = under_review()
+    ScreeningRun.objects.create(
+        application=application,
+        trigger_key="t",
+        ruleset_version="scholarship-2026.1",
+        outcome="needs_review",
+        rules=[
+            {"rule": "seoul_resident", "outcome": "pass", "code": "seoul_resident", "evidence": {}},
+            {
+                "rule": "shared_account",
+                "outcome": "review",
+                "code": "shared_account",
+                "evidence": {"applicants": [7]},
+            },
+        ],
+        duplicates=[
+            {"registry": "shared_account", "action": "review", "evidence": {"applicants": [7]}},
+            {"registry": "naeilbaeum", "action": "allow", "evidence": {"policy": "allow"}},
+        ],
+        duplicate_found=True,
+    )
+    screening = caseworker.get(f"/api/v1/review/applications/{application.pk}/").json()["screening"]
+    assert [(r["code"], r["message"], r["message_ko"]) for r in screening["rules"]] == [
+        ("seoul_resident", "Seoul resident.", "서울시 거주자입니다."),
+        (
+            "shared_account",
+            "The bank account is shared with other applicants.",
+            "다른 신청인과 같은 계좌를 사용합니다.",
+        ),
+    ]
+    assert screening["rules"][1]["evidence"] == {"applicants": [7]}
+    assert screening["duplicates"] == [
+        {
+            "registry": "shared_account",
+            "action": "review",
+            "detail": "The bank account is shared with other applicants.",
+        },
+        {
+            "registry": "naeilbaeum",
+            "action": "allow",
+            "detail": "Holds a Naeil-baeum card for an overlapping training.",
+        },
+    ]
 
 
 def test_approve(caseworker):

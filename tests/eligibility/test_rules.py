@@ -269,7 +269,7 @@ def test_unknown_ruleset_version_falls_back_to_the_programs_default():
 
 
 def test_overall_outcome_fail_beats_review_beats_pass():
-    passed = rules.RuleResult("a", "pass", "a", "", "")
+    passed = rules.RuleResult("a", "pass", "a")
     review = passed._replace(outcome="review")
     fail = passed._replace(outcome="fail")
     assert rules.overall_outcome([passed, passed]) == "eligible"

@@ -4,6 +4,7 @@ import pytest
 
 from benefits.models import Application, Notification
 from eligibility.models import RegistrySnapshot, ScreeningRun, SocialSecurityRecord, TrainingCourse
+from eligibility.rules import MESSAGES
 from tests.factories import ApplicationFactory
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,9 @@ def test_submitted_application_is_screened_and_reaches_the_queue(
     assert detail["screening"]["outcome"] == run.outcome
     codes = {r["rule"]: r["outcome"] for r in detail["screening"]["rules"]}
     assert codes, detail["screening"]
+    # Every result reads in both languages, in the words its code stands for.
+    for result in detail["screening"]["rules"]:
+        assert (result["message"], result["message_ko"]) == MESSAGES[result["code"]]
     # No enrollment certificate was uploaded: a person has to look.
     assert detail["screening"]["outcome"] == "needs_review"
     assert Notification.objects.filter(application=application, kind="submitted").exists()
