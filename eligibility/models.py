@@ -170,8 +170,12 @@ class ScreeningRun(models.Model):
         INELIGIBLE = "ineligible"
         NEEDS_REVIEW = "needs_review"
 
+    # No index of its own: one_screening_per_trigger (application, trigger_key) leads with it.
     application = models.ForeignKey(
-        "benefits.Application", on_delete=models.CASCADE, related_name="screening_runs"
+        "benefits.Application",
+        on_delete=models.CASCADE,
+        related_name="screening_runs",
+        db_index=False,
     )
     # What caused the run, unique per application so a retried task stores one result:
     # "submit:<submitted_at ISO>" or "rescreen:<job id>".

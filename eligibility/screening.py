@@ -570,7 +570,7 @@ def _rescreen_chunk(
     return {"screened": len(applying), "last_pk": applying[-1].pk, "outcomes": outcomes}
 
 
-def round_rescreen(*, round_id: int, job_key: str, chunk_size: int = 2000) -> dict:
+def round_rescreen(*, round_id: int, job_key: str, chunk_size: int = 5000) -> dict:
     """Re-screen a round's applications under review in chunks that each commit.
 
     Every chunk reads the registry snapshots that were active when the job began, so the

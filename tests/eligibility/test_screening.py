@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from benefits.models import Applicant, Application, Document, Program
@@ -133,6 +134,23 @@ def test_screening_twice_with_the_same_trigger_stores_one_result(registries, sch
 
     assert first.pk == second.pk
     assert ScreeningRun.objects.filter(application=application).count() == 1
+
+
+def test_the_database_refuses_a_second_current_run_or_a_repeated_trigger(
+    registries, scholarship_round
+):
+    application = submitted(scholarship_round)
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+
+    def another(**fields):
+        values = {"application": application, "ruleset_version": "v", "outcome": "eligible"}
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ScreeningRun.objects.create(**{**values, **fields})
+
+    # Whatever the code does, the constraints keep one current run and one run per trigger.
+    another(trigger_key="submit:2", is_current=True)
+    another(trigger_key=run.trigger_key, is_current=False)
+    assert list(ScreeningRun.objects.filter(application=application)) == [run]
 
 
 def test_the_task_run_twice_stores_one_result(registries, scholarship_round):
