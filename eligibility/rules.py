@@ -91,6 +91,11 @@ class ScreeningInput(NamedTuple):
     duplicate_policy: Mapping[str, str] = MappingProxyType({})
 
 
+def _plain(evidence: Mapping) -> dict:
+    # The rules build dicts; the default (a read-only mapping) is not JSON as such.
+    return evidence if type(evidence) is dict else dict(evidence)
+
+
 class RuleResult(NamedTuple):
     rule: str
     outcome: str
@@ -113,7 +118,7 @@ class RuleResult(NamedTuple):
             "rule": self.rule,
             "outcome": self.outcome,
             "code": self.code,
-            "evidence": self.evidence,
+            "evidence": _plain(self.evidence),
         }
 
 
@@ -128,7 +133,7 @@ class DuplicateMatch(NamedTuple):
 
     def as_record(self) -> dict:
         """The match as a screening run stores it."""
-        return {"registry": self.registry, "action": self.action, "evidence": self.evidence}
+        return {"registry": self.registry, "action": self.action, "evidence": _plain(self.evidence)}
 
 
 class Evaluation(NamedTuple):

@@ -1,5 +1,6 @@
 """The eligibility rules and duplicate checks, as pure functions: no database."""
 
+import json
 from datetime import date
 
 import pytest
@@ -275,6 +276,19 @@ def test_overall_outcome_fail_beats_review_beats_pass():
     assert rules.overall_outcome([passed, passed]) == "eligible"
     assert rules.overall_outcome([passed, review]) == "needs_review"
     assert rules.overall_outcome([review, fail, passed]) == "ineligible"
+
+
+def test_a_result_is_stored_as_code_and_evidence_and_reads_in_both_languages():
+    result = rules.RuleResult("adult", "pass", "adult")
+    # A run stores plain JSON, even for a result built without evidence.
+    assert json.loads(json.dumps(result.as_record())) == {
+        "rule": "adult",
+        "outcome": "pass",
+        "code": "adult",
+        "evidence": {},
+    }
+    assert (result.message, result.message_ko) == rules.MESSAGES["adult"]
+    assert rules.rendered_rule(result.as_record())["message_ko"] == "만 19세 이상입니다."
 
 
 # Duplicate checks: each policy against each registry.
