@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from api.errors import field_error
 from api.models import IdempotencyKey
-from core.transactions import all_or_nothing
+from core.transactions import all_or_nothing, insert_unless_conflict
 
 HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -56,7 +56,7 @@ def _claim(*, user, key: str, fingerprint: str, now) -> IdempotencyKey | None:
     """Insert the key row; None when it exists already."""
     connection = transaction.get_connection()
     if connection.vendor == "postgresql" and connection.get_autocommit():
-        return _claim_postgresql(connection, user=user, key=key, fingerprint=fingerprint, now=now)
+        return _claim_postgresql(user=user, key=key, fingerprint=fingerprint, now=now)
     # Outside a transaction the INSERT autocommits: one round trip in the common case.
     guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
@@ -68,7 +68,7 @@ def _claim(*, user, key: str, fingerprint: str, now) -> IdempotencyKey | None:
         return None
 
 
-def _claim_postgresql(connection, *, user, key, fingerprint, now) -> IdempotencyKey | None:
+def _claim_postgresql(*, user, key, fingerprint, now) -> IdempotencyKey | None:
     """The claim as one autocommitted statement whose commit does not wait for the disk.
 
     The row only tells concurrent retries that the request is running, and that shows
@@ -78,25 +78,9 @@ def _claim_postgresql(connection, *, user, key, fingerprint, now) -> Idempotency
     the request, as it should. A duplicate key inserts nothing (no exception to catch).
     """
     meta = IdempotencyKey._meta
-    quote = connection.ops.quote_name
     record = IdempotencyKey(user=user, key=key, fingerprint=fingerprint, created_at=now)
     fields = [meta.get_field(n) for n in ("user", "key", "fingerprint", "state", "created_at")]
-    values = [f.get_db_prep_save(f.pre_save(record, add=True), connection) for f in fields]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - quoted names, bound values
-        f"SELECT {', '.join(['%s'] * len(fields))} "
-        "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    record.pk = row[0]
-    record._state.adding = False
-    record._state.db = connection.alias
-    return record
+    return record if insert_unless_conflict(record, fields, async_commit=True) else None
 
 
 def idempotency_begin(*, user, key: str, fingerprint: str) -> tuple[IdempotencyKey, bool]:

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from benefits.models import Application, Notification
+from core.transactions import insert_unless_conflict
 
 logger = logging.getLogger("baeum.notifications")
 MAX_ATTEMPTS = 5
@@ -103,30 +104,9 @@ def notification_enqueue(
 
 
 def _insert_unless_queued(notification: Notification) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING; set the pk and return True unless it was queued already.
-
-    One statement, where a plain INSERT would need a savepoint around it to survive the
-    duplicate (an IntegrityError aborts a PostgreSQL transaction). Values are prepared
-    as Model.save() prepares them (defaults, auto_now_add, database adaptation).
-    """
-    meta = Notification._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    params = [f.get_db_prep_save(f.pre_save(notification, add=True), connection) for f in fields]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608 - quoted names, bound values
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    notification.pk = row[0]
-    notification._state.adding = False
-    notification._state.db = connection.alias
-    return True
+    """Insert the notification; False when the same message was queued already."""
+    fields = [f for f in Notification._meta.concrete_fields if not f.primary_key]
+    return insert_unless_conflict(notification, fields)
 
 
 def notification_enqueue_many(

@@ -309,6 +309,23 @@ def _evaluator(round_: Round):
     return evaluate
 
 
+def _new_run(
+    evaluation: rules.Evaluation, *, trigger_key: str, snapshot_ids: dict, **fields
+) -> ScreeningRun:
+    """The current run recording an evaluation, unsaved; `fields` name the application."""
+    return ScreeningRun(
+        trigger_key=trigger_key,
+        is_current=True,
+        ruleset_version=evaluation.ruleset_version,
+        outcome=evaluation.outcome,
+        rules=[r.as_record() for r in evaluation.rules],
+        duplicates=[d.as_record() for d in evaluation.duplicates],
+        snapshot_ids=snapshot_ids,
+        duplicate_found=bool(evaluation.duplicates),
+        **fields,
+    )
+
+
 # Screening one application (on submit).
 
 
@@ -352,16 +369,11 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
             person.district,
         )
         evaluation = _evaluator(application.round)(applying, facts)
-        run = ScreeningRun(
-            application=application,
+        run = _new_run(
+            evaluation,
             trigger_key=trigger_key,
-            is_current=True,
-            ruleset_version=evaluation.ruleset_version,
-            outcome=evaluation.outcome,
-            rules=[r.as_record() for r in evaluation.rules],
-            duplicates=[d.as_record() for d in evaluation.duplicates],
             snapshot_ids={str(k): v for k, v in snapshot_ids.items()},
-            duplicate_found=bool(evaluation.duplicates),
+            application=application,
         )
         application_screening_start(application=application)
         ScreeningRun.objects.filter(application_id=application.pk, is_current=True).update(
@@ -433,16 +445,11 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
         )
         runs: list[ScreeningRun] = []
         yield lambda application_id, evaluation: runs.append(
-            ScreeningRun(
-                application_id=application_id,
+            _new_run(
+                evaluation,
                 trigger_key=trigger_key,
-                is_current=True,
-                ruleset_version=evaluation.ruleset_version,
-                outcome=evaluation.outcome,
-                rules=[r.as_record() for r in evaluation.rules],
-                duplicates=[d.as_record() for d in evaluation.duplicates],
                 snapshot_ids=snapshots,
-                duplicate_found=bool(evaluation.duplicates),
+                application_id=application_id,
                 created_at=now,
             )
         )
