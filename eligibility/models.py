@@ -187,7 +187,8 @@ class ScreeningRun(models.Model):
     # rendered on read (`rule_results`); runs stored before that also hold "message" and
     # "message_ko".
     rules = models.JSONField(default=list)
-    # [{"registry", "action", "evidence"}], likewise without the "detail" (`duplicate_matches`).
+    # [{"registry", "action", "evidence"}], likewise without the "detail"; a match that gave
+    # a rule result leaves its evidence to that result (`duplicate_matches`).
     duplicates = models.JSONField(default=list)
     # {registry kind: snapshot id} of the snapshots read.
     snapshot_ids = models.JSONField(default=dict)
@@ -216,5 +217,6 @@ class ScreeningRun(models.Model):
         return [rendered_rule(r) for r in self.rules]
 
     def duplicate_matches(self) -> list[dict]:
-        """The duplicate matches with their detail."""
-        return [rendered_match(d) for d in self.duplicates]
+        """The duplicate matches with their detail and evidence."""
+        rule_evidence = {r.get("code"): r.get("evidence") for r in self.rules}
+        return [rendered_match(d, rule_evidence) for d in self.duplicates]

@@ -131,8 +131,10 @@ class DuplicateMatch(NamedTuple):
     def detail(self) -> str:
         return MESSAGES[duplicate_code(self.registry)][0]
 
-    def as_record(self) -> dict:
-        """The match as a screening run stores it."""
+    def as_record(self, *, with_evidence: bool = True) -> dict:
+        """The match as a screening run stores it; see `stored_records` for the evidence."""
+        if not with_evidence:
+            return {"registry": self.registry, "action": self.action}
         return {"registry": self.registry, "action": self.action, "evidence": _plain(self.evidence)}
 
 
@@ -309,15 +311,23 @@ def rendered_rule(stored: Mapping) -> dict:
     }
 
 
-def rendered_match(stored: Mapping) -> dict:
-    """A stored duplicate match with its detail (the message of its code)."""
+def rendered_match(stored: Mapping, rule_evidence: Mapping | None = None) -> dict:
+    """A stored duplicate match with its detail (the message of its code) and its evidence.
+
+    `rule_evidence` maps the run's rule codes to their evidence: a match that gave a rule
+    result is stored without evidence of its own (see `stored_records`).
+    """
     registry = stored.get("registry") or ""
-    detail = MESSAGES.get(duplicate_code(registry), ("",))[0]
+    code = duplicate_code(registry)
+    detail = MESSAGES.get(code, ("",))[0]
+    evidence = stored.get("evidence")
+    if evidence is None:
+        evidence = (rule_evidence or {}).get(code)
     return {
         "registry": registry,
         "action": stored.get("action"),
         "detail": stored.get("detail") or detail,
-        "evidence": stored.get("evidence") or {},
+        "evidence": evidence or {},
     }
 
 
@@ -538,6 +548,21 @@ def overall_outcome(results: list[RuleResult] | tuple[RuleResult, ...]) -> str:
     if REVIEW in outcomes:
         return NEEDS_REVIEW
     return ELIGIBLE
+
+
+def stored_records(evaluation: Evaluation) -> tuple[list[dict], list[dict]]:
+    """The rule results and duplicate matches as a screening run stores them.
+
+    A match under a `block` or `review` policy gave a rule result with the same evidence,
+    which is stored once, with the result; a match the policy allows keeps its own.
+    """
+    results = [r.as_record() for r in evaluation.rules]
+    codes = {r.code for r in evaluation.rules}
+    matches = [
+        d.as_record(with_evidence=duplicate_code(d.registry) not in codes)
+        for d in evaluation.duplicates
+    ]
+    return results, matches
 
 
 def evaluate(inp: ScreeningInput, *, ruleset_version: str) -> Evaluation:

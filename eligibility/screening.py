@@ -313,13 +313,14 @@ def _new_run(
     evaluation: rules.Evaluation, *, trigger_key: str, snapshot_ids: dict, **fields
 ) -> ScreeningRun:
     """The current run recording an evaluation, unsaved; `fields` name the application."""
+    results, matches = rules.stored_records(evaluation)
     return ScreeningRun(
         trigger_key=trigger_key,
         is_current=True,
         ruleset_version=evaluation.ruleset_version,
         outcome=evaluation.outcome,
-        rules=[r.as_record() for r in evaluation.rules],
-        duplicates=[d.as_record() for d in evaluation.duplicates],
+        rules=results,
+        duplicates=matches,
         snapshot_ids=snapshot_ids,
         duplicate_found=bool(evaluation.duplicates),
         **fields,
@@ -469,6 +470,7 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
 
     def line(application_id: int, evaluation: rules.Evaluation) -> bytes:
         version, outcome = evaluation.ruleset_version, evaluation.outcome
+        results, matches = rules.stored_records(evaluation)
         return (
             b"\t".join(
                 (
@@ -476,8 +478,8 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
                     shared,
                     encoded.get(version) or encoded.setdefault(version, _copy_text(version)),
                     encoded.get(outcome) or encoded.setdefault(outcome, _copy_text(outcome)),
-                    _copy_text([r.as_record() for r in evaluation.rules]),
-                    _copy_text([d.as_record() for d in evaluation.duplicates]),
+                    _copy_text(results),
+                    _copy_text(matches),
                     b"t" if evaluation.duplicates else b"f",
                     tail,
                 )

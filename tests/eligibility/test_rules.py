@@ -324,6 +324,31 @@ def test_duplicate_policy_per_registry(registry, action, outcome):
         assert evaluation.outcome == outcome
 
 
+@pytest.mark.parametrize("action", ["block", "review", "allow"])
+def test_a_stored_match_reads_back_with_its_evidence_stored_once(action):
+    from eligibility.models import ScreeningRun
+
+    inp = scholarship(
+        duplicate_policy={"youth_allowance": action}, **REGISTRY_FACTS["youth_allowance"]
+    )
+    evaluation = rules.evaluate(inp, ruleset_version="scholarship-2026.1")
+    results, matches = rules.stored_records(evaluation)
+    stored = json.loads(json.dumps({"rules": results, "duplicates": matches}))
+
+    expected = {
+        "matches": [{"paid_from": "2026-05-01", "paid_to": "2026-10-31"}],
+        "policy": action,
+    }
+    # The evidence is stored once: with the rule result, or with the match a policy allows.
+    assert str(stored).count("2026-10-31") == 1
+    [match] = ScreeningRun(**stored).duplicate_matches()
+    assert (match["registry"], match["action"], match["evidence"]) == (
+        "youth_allowance",
+        action,
+        expected,
+    )
+
+
 @pytest.mark.parametrize(
     ("registry", "outcome"),
     [("naeilbaeum", "review"), ("youth_allowance", "review"), ("national_voucher", "fail")],

@@ -224,7 +224,7 @@ def test_same_person_in_another_round_of_the_year_and_a_shared_account_go_to_rev
     run = application_screen(application_id=application.pk, trigger_key="submit:1")
 
     assert run.outcome == "needs_review"
-    by_registry = {d["registry"]: d for d in run.duplicates}
+    by_registry = {d["registry"]: d for d in run.duplicate_matches()}
     assert by_registry["internal_application"]["evidence"] == {"applications": [other.pk]}
     assert by_registry["shared_account"]["evidence"] == {"applicants": [sharer.pk]}
 
