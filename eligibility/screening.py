@@ -91,7 +91,7 @@ _DATE_FIELDS = {
 }
 _FACTS_TABLE = "baeum_screening_facts"
 # Read back as text: orjson parses it several times faster than the driver.
-_FACTS_COLUMNS = "application_id, CAST(facts AS TEXT), certified"
+_FACTS_COLUMNS = "f.application_id, CAST(f.facts AS TEXT), f.certified, f.submitted_at"
 
 
 class _Applying(NamedTuple):
@@ -133,7 +133,7 @@ def _active_snapshot_ids() -> dict[str, int]:
 def _facts_sql(where: str) -> str:
     """One row per application selected by `where` (on `a`, the application): its registry
     facts as JSON arrays of [record id, columns…], whether a certificate is uploaded, and the
-    ids of its internal duplicates.
+    ids of its internal duplicates; then when it was submitted, which dates the facts.
 
     Matching is done by joins, so the database picks index lookups for one application and
     hash joins for a round. Only the RRN hash and the snapshot decide a match here; which
@@ -163,7 +163,7 @@ def _facts_sql(where: str) -> str:
     ctes = [
         # Not materialized: the planner may then run the joins in parallel workers.
         f"""apps AS NOT MATERIALIZED (
-            SELECT a.id, a.applicant_id, a.round_id, a.course_id, r.year,
+            SELECT a.id, a.applicant_id, a.round_id, a.course_id, a.submitted_at, r.year,
                    p.rrn_hmac, p.account_fingerprint
             FROM {table["app"]} a
             JOIN {table["round"]} r ON r.id = a.round_id
@@ -200,7 +200,7 @@ def _facts_sql(where: str) -> str:
     )
     select = f"""
         SELECT apps.id AS application_id, {facts} AS facts,
-               certified.id IS NOT NULL AS certified
+               certified.id IS NOT NULL AS certified, apps.submitted_at
         FROM apps {person_joins}
         LEFT JOIN f_course ON f_course.id = apps.id
         LEFT JOIN certified ON certified.id = apps.id
@@ -285,7 +285,7 @@ def _evaluator(round_: Round):
     builders = tuple(zip(_PERSON_FIELDS, _PERSON_BUILDERS, strict=True))
 
     def evaluate(applying: _Applying, row: tuple) -> rules.Evaluation:
-        _, facts, certified = row
+        _, facts, certified, _ = row
         *person, course, internal, shared = _loaded(facts)
         # The catalogue may list a course id more than once; the first entry stands.
         courses = _COURSE_BUILDER(course)
@@ -521,10 +521,14 @@ def _round_facts(round_: Round, trigger_key: str, snapshot_ids: dict[str, int]):
 
 
 def _chunk_facts(first: int, last: int) -> dict[int, tuple]:
+    """The gathered facts of the locked applications between these ids that were not
+    resubmitted since (with another course or certificate, say): those are read again."""
+    app = connection.ops.quote_name(Application._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_FACTS_COLUMNS} FROM {_FACTS_TABLE} "  # noqa: S608
-            "WHERE application_id BETWEEN %s AND %s",
+            f"SELECT {_FACTS_COLUMNS} FROM {_FACTS_TABLE} f "  # noqa: S608
+            f"JOIN {app} a ON a.id = f.application_id AND a.submitted_at = f.submitted_at "
+            "WHERE f.application_id BETWEEN %s AND %s",
             [first, last],
         )
         return {row[0]: row for row in cursor.fetchall()}
@@ -550,7 +554,7 @@ def _rescreen_chunk(
         facts = _chunk_facts(applying[0].pk, applying[-1].pk)
         missing = [a.pk for a in applying if a.pk not in facts]
         if missing:
-            # Came under review after the round's facts were gathered: read them now.
+            # Came under review, or was resubmitted, after the round's facts were gathered.
             where = "a.id IN (" + ", ".join(["%s"] * len(missing)) + ")"
             with connection.cursor() as cursor:
                 cursor.execute(_facts_sql(where), _facts_params(missing, snapshot_ids))

@@ -517,3 +517,33 @@ def test_an_application_under_review_after_the_facts_were_gathered_is_screened_t
     late_runs = {r.trigger_key: r for r in ScreeningRun.objects.filter(application=late)}
     assert _result_of(late_runs["rescreen:late"]) == _result_of(late_runs["submit:1"])
     assert late_runs["rescreen:late"].is_current
+
+
+def test_an_application_resubmitted_after_the_facts_were_gathered_is_judged_on_its_new_course(
+    registries, scholarship_round, monkeypatch
+):
+    from contextlib import contextmanager
+
+    from eligibility import screening
+
+    application = submitted(scholarship_round, course_id="AIG-NOT-LISTED")
+    in_force(registries, application.applicant)
+    application_screen(application_id=application.pk, trigger_key="submit:1")
+    real_round_facts = screening._round_facts
+
+    @contextmanager
+    def resubmitted_meanwhile(round_, trigger_key, snapshot_ids):
+        with real_round_facts(round_, trigger_key, snapshot_ids):
+            # Sent back for documents, moved to the catalogue's course and resubmitted while
+            # the job ran: the facts gathered for the old course no longer hold.
+            Application.objects.filter(pk=application.pk).update(
+                course_id=COURSE_ID, submitted_at=timezone.now() + timedelta(seconds=1)
+            )
+            yield
+
+    monkeypatch.setattr(screening, "_round_facts", resubmitted_meanwhile)
+    round_rescreen(round_id=scholarship_round.pk, job_key="moved")
+
+    run = ScreeningRun.objects.get(application=application, trigger_key="rescreen:moved")
+    course = next(r for r in run.rules if r["rule"] == "approved_course")
+    assert (course["code"], course["evidence"]["course_id"]) == ("course_approved", COURSE_ID)
