@@ -207,7 +207,10 @@ class ScreeningRun(models.Model):
                 name="one_current_screening_per_application",
             ),
         ]
-        indexes = [models.Index(fields=["is_current", "outcome"])]
+        # No index on (is_current, outcome): the queue reaches the current run through
+        # one_current_screening_per_application, and such an index, with the statistics of
+        # a table a round's re-screening is still filling, drew the planner into scanning
+        # every current run once per chunk to retire a few thousand.
 
     def __str__(self) -> str:
         return f"Screening #{self.pk} of application #{self.application_id}: {self.outcome}"
