@@ -557,11 +557,7 @@ def stored_records(evaluation: Evaluation) -> tuple[list[dict], list[dict]]:
     which is stored once, with the result; a match the policy allows keeps its own.
     """
     results = [r.as_record() for r in evaluation.rules]
-    codes = {r.code for r in evaluation.rules}
-    matches = [
-        d.as_record(with_evidence=duplicate_code(d.registry) not in codes)
-        for d in evaluation.duplicates
-    ]
+    matches = [d.as_record(with_evidence=d.action == ALLOW) for d in evaluation.duplicates]
     return results, matches
 
 

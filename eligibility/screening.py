@@ -91,7 +91,7 @@ _DATE_FIELDS = {
 }
 _FACTS_TABLE = "baeum_screening_facts"
 # Read back as text: orjson parses it several times faster than the driver.
-_FACTS_COLUMNS = "f.application_id, CAST(f.facts AS TEXT), f.certified, f.submitted_at"
+_FACTS_COLUMNS = "f.application_id, CAST(f.facts AS TEXT), f.certified"
 
 
 class _Applying(NamedTuple):
@@ -285,7 +285,7 @@ def _evaluator(round_: Round):
     builders = tuple(zip(_PERSON_FIELDS, _PERSON_BUILDERS, strict=True))
 
     def evaluate(applying: _Applying, row: tuple) -> rules.Evaluation:
-        _, facts, certified, _ = row
+        _, facts, certified, *_ = row
         *person, course, internal, shared = _loaded(facts)
         # The catalogue may list a course id more than once; the first entry stands.
         courses = _COURSE_BUILDER(course)
