@@ -13,10 +13,9 @@ from typing import NamedTuple
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from psycopg.copy import QueuedLibpqWriter
 
 from benefits.models import Applicant, Application, Document, Round
 from benefits.services import application_screening_finish, application_screening_start
@@ -114,8 +113,8 @@ _APPLYING_FIELDS = (
     "training_starts_on",
     "training_ends_on",
     "applied_on",
-    "applicant__birth_date",
-    "applicant__district",
+    "birth_date",
+    "district",
 )
 
 
@@ -430,6 +429,10 @@ def _copy_text(value) -> bytes:
     return text.encode()
 
 
+# Bytes of COPY rows sent at a time: the most psycopg sends in one piece.
+_COPY_BLOCK = 128 * 1024
+
+
 @contextmanager
 def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: dict, now):
     """Retire these applications' current runs, then yield `store(application_id,
@@ -488,13 +491,21 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
         )
 
     sql = f"COPY {table} ({columns}) FROM STDIN"
-    # A writer thread sends the queued rows while this one evaluates the next: the server
-    # parses and indexes one application's JSON while Python works on another.
-    with (
-        connection.connection.cursor() as cursor,
-        cursor.copy(sql, writer=QueuedLibpqWriter(cursor)) as copy,
-    ):
-        yield lambda application_id, evaluation: copy.write(line(application_id, evaluation))
+    # Rows go out in blocks: the server parses and indexes one block's JSON while Python
+    # evaluates the next. A send per row cost more than the rules (a queue hand-over to a
+    # writer thread and a libpq call for each application).
+    block = bytearray()
+    with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+
+        def store(application_id: int, evaluation: rules.Evaluation) -> None:
+            block.extend(line(application_id, evaluation))
+            if len(block) >= _COPY_BLOCK:
+                copy.write(block)  # handed to libpq before it returns: the block is free
+                block.clear()
+
+        yield store
+        if block:
+            copy.write(block)
 
 
 @contextmanager
@@ -537,20 +548,43 @@ def _chunk_facts(first: int, last: int) -> dict[int, tuple]:
 def _rescreen_chunk(
     round_: Round, trigger_key: str, snapshot_ids: dict[str, int], after_pk: int, chunk_size: int
 ) -> dict:
+    """Screen the applications under review among the next `chunk_size` after `after_pk`
+    and not yet screened for this trigger; `last_pk` is where the next chunk starts, None
+    when no application is left."""
+    under_review = Application.objects.filter(
+        round_id=round_.pk, status=Application.Status.UNDER_REVIEW, pk__gt=after_pk
+    )
+    # A chunk is a range of ids, found first: the locking query then reads one range, and
+    # the runs it checks for are looked up in that range, not among every run stored so far.
+    end = list(
+        under_review.order_by("pk").values_list("pk", flat=True)[chunk_size - 1 : chunk_size]
+    )
+    already = ScreeningRun.objects.filter(
+        application=OuterRef("pk"), trigger_key=trigger_key, application_id__gt=after_pk
+    )
+    if end:
+        under_review = under_review.filter(pk__lte=end[0])
+        already = already.filter(application_id__lte=end[0])
+    # The person's birth date and district as subqueries: an index lookup per application,
+    # where a join let the planner read every applicant for each chunk.
+    person = Applicant.objects.filter(pk=OuterRef("applicant_id"))
     with transaction.atomic():
-        already = ScreeningRun.objects.filter(application=OuterRef("pk"), trigger_key=trigger_key)
         # Plain tuples under the row lock: no model instances for a thousand applications.
         applying = [
             _Applying(*row)
-            for row in Application.objects.select_for_update(of=("self",))
-            .filter(round_id=round_.pk, status=Application.Status.UNDER_REVIEW, pk__gt=after_pk)
+            for row in under_review.select_for_update()
             .exclude(Exists(already))
-            .annotate(applied_on=TruncDate("submitted_at"))
+            .annotate(
+                applied_on=TruncDate("submitted_at"),
+                birth_date=Subquery(person.values("birth_date")),
+                district=Subquery(person.values("district")),
+            )
             .order_by("pk")
             .values_list(*_APPLYING_FIELDS)[:chunk_size]
         ]
         if not applying:
-            return {"screened": 0, "last_pk": None, "outcomes": {}}
+            # Screened for this trigger already: a resumed job passes over the range.
+            return {"screened": 0, "last_pk": end[0] if end else None, "outcomes": {}}
         facts = _chunk_facts(applying[0].pk, applying[-1].pk)
         missing = [a.pk for a in applying if a.pk not in facts]
         if missing:
@@ -580,7 +614,9 @@ def _rescreen_chunk(
                 "outcomes": dict(outcomes),
             },
         )
-    return {"screened": len(applying), "last_pk": applying[-1].pk, "outcomes": outcomes}
+    # Past the range, unless more of it came under review meanwhile than a chunk holds.
+    last_pk = end[0] if end and len(applying) < chunk_size else applying[-1].pk
+    return {"screened": len(applying), "last_pk": last_pk, "outcomes": outcomes}
 
 
 def round_rescreen(*, round_id: int, job_key: str, chunk_size: int = 5000) -> dict:
@@ -600,9 +636,11 @@ def round_rescreen(*, round_id: int, job_key: str, chunk_size: int = 5000) -> di
     with _round_facts(round_, trigger_key, snapshot_ids):
         while True:
             chunk = _rescreen_chunk(round_, trigger_key, snapshot_ids, after_pk, chunk_size)
-            if not chunk["screened"]:
+            if chunk["last_pk"] is None:
                 break
             after_pk = chunk["last_pk"]
+            if not chunk["screened"]:
+                continue
             totals["screened"] += chunk["screened"]
             totals["chunks"] += 1
             for outcome, n in chunk["outcomes"].items():

@@ -328,6 +328,29 @@ def test_rescreen_does_a_bounded_number_of_queries_per_chunk(
     assert set(Application.objects.values_list("status", flat=True)) == {"under_review"}
 
 
+def test_applications_coming_under_review_inside_a_chunk_being_cut_are_not_skipped(
+    registries, scholarship_round
+):
+    from django.db import connection
+
+    first, waiting, last = (submitted(scholarship_round) for _ in range(3))
+    for application in (first, waiting, last):
+        application_screen(application_id=application.pk, trigger_key="submit:1")
+    Application.objects.filter(pk=waiting.pk).update(status=Application.Status.NEEDS_DOCUMENTS)
+
+    def resubmitted_once_the_chunk_is_cut(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "OFFSET" in sql:  # the query finding where the chunk of two ends: at `last`
+            Application.objects.filter(pk=waiting.pk).update(status=Application.Status.UNDER_REVIEW)
+        return result
+
+    with connection.execute_wrapper(resubmitted_once_the_chunk_is_cut):
+        counts = round_rescreen(round_id=scholarship_round.pk, job_key="cut", chunk_size=2)
+
+    assert counts["screened"] == 3
+    assert ScreeningRun.objects.filter(trigger_key="rescreen:cut").count() == 3
+
+
 def test_rescreen_is_resumable_after_a_failed_chunk(big_round, monkeypatch):
     round_ = big_round
     calls = {"n": 0}
@@ -466,9 +489,16 @@ def _result_of(run):
     return (run.outcome, run.rules, run.duplicates, run.duplicate_found, run.ruleset_version)
 
 
+# On PostgreSQL the runs go out in COPY blocks of about 128 KB: a block of one run, and of
+# two, send some of a chunk's runs before it ends and the rest when it does.
+@pytest.mark.parametrize("copy_block", [None, 1, 2500])
 def test_a_round_rescreen_stores_what_screening_each_application_stored(
-    registries, scholarship_round
+    registries, scholarship_round, copy_block, monkeypatch
 ):
+    from eligibility import screening
+
+    if copy_block:
+        monkeypatch.setattr(screening, "_COPY_BLOCK", copy_block)
     applications = _varied_applications(registries, scholarship_round)
     single = {
         a.pk: application_screen(application_id=a.pk, trigger_key="submit:1") for a in applications
@@ -486,6 +516,59 @@ def test_a_round_rescreen_stores_what_screening_each_application_stored(
     odd = next(r for r in single[applications[1].pk].rules if r["rule"] == "approved_course")
     assert odd["evidence"]["name"] == 'Back\\slash\ttab\nnew "line" 과정 \\N'
     assert odd["evidence"]["institution"] == "C:\\훈련\\기관\r"
+
+
+def test_a_voucher_round_rescreen_judges_age_and_district_as_screening_one_does(registries):
+    round_ = RoundFactory(
+        program=ProgramFactory(code=Program.Code.VOUCHER), ruleset_version="voucher-2026.1"
+    )
+    today = timezone.localdate()
+    people = [
+        ApplicantFactory(),  # an adult in Mapo-gu, in no registry: the profile says Seoul
+        ApplicantFactory(birth_date=today.replace(year=today.year - 17)),  # a minor
+        ApplicantFactory(district="41110"),  # Suwon: not Seoul
+        ApplicantFactory(birth_date=None),
+    ]
+    in_force(registries, people[0], district="11440")
+    applications = [
+        ApplicationFactory(
+            round=round_,
+            applicant=person,
+            status=Application.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+        )
+        for person in people[1:]
+    ]
+    applications.insert(
+        0,
+        ApplicationFactory(
+            round=round_,
+            applicant=people[0],
+            status=Application.Status.SUBMITTED,
+            submitted_at=timezone.now(),
+        ),
+    )
+    single = {
+        a.pk: application_screen(application_id=a.pk, trigger_key="submit:1") for a in applications
+    }
+
+    counts = round_rescreen(round_id=round_.pk, job_key="voucher", chunk_size=3)
+
+    assert counts["screened"] == len(applications)
+    codes = []
+    for application in applications:
+        rescreened = ScreeningRun.objects.get(
+            application=application, trigger_key="rescreen:voucher"
+        )
+        assert _result_of(rescreened) == _result_of(single[application.pk])
+        codes.append({r["rule"]: r["code"] for r in rescreened.rules})
+    assert [c["adult"] for c in codes] == ["adult", "under_19", "adult", "birth_date_unknown"]
+    assert [c["seoul_resident"] for c in codes] == [
+        "seoul_resident",
+        "seoul_resident",
+        "not_seoul_resident",
+        "seoul_resident",
+    ]
 
 
 def test_an_application_under_review_after_the_facts_were_gathered_is_screened_too(
