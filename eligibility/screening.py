@@ -8,6 +8,7 @@ import logging
 from collections import defaultdict
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -229,15 +230,9 @@ def _loaded(value) -> list:
 
 
 # Registries repeat a few thousand distinct days: each is parsed once per process.
-_DAYS: dict[str, date] = {}
-_DAYS_KEPT = 100_000
-
-
+@lru_cache(maxsize=65_536)
 def _day(text: str) -> date:
-    if len(_DAYS) >= _DAYS_KEPT:
-        _DAYS.clear()
-    day = _DAYS[text] = date.fromisoformat(text[:10])
-    return day
+    return date.fromisoformat(text[:10])
 
 
 def _fact_builder(fact: type, columns: tuple[str, ...]):
@@ -245,7 +240,6 @@ def _fact_builder(fact: type, columns: tuple[str, ...]):
     dates = tuple(i for i, c in enumerate(columns, start=1) if c in _DATE_FIELDS)
     booleans = tuple(i for i, c in enumerate(columns, start=1) if c == "vocational")
     make = fact._make
-    days = _DAYS
 
     def build(rows: list | None) -> tuple:
         if not rows:
@@ -257,7 +251,7 @@ def _fact_builder(fact: type, columns: tuple[str, ...]):
             for i in dates:
                 text = row[i]
                 if text is not None:
-                    row[i] = days.get(text) or _day(text)
+                    row[i] = _day(text)
             for i in booleans:
                 row[i] = bool(row[i])
         return tuple([make(row[1:]) for row in rows])

@@ -530,24 +530,7 @@ def test_a_voucher_round_rescreen_judges_age_and_district_as_screening_one_does(
         ApplicantFactory(birth_date=None),
     ]
     in_force(registries, people[0], district="11440")
-    applications = [
-        ApplicationFactory(
-            round=round_,
-            applicant=person,
-            status=Application.Status.SUBMITTED,
-            submitted_at=timezone.now(),
-        )
-        for person in people[1:]
-    ]
-    applications.insert(
-        0,
-        ApplicationFactory(
-            round=round_,
-            applicant=people[0],
-            status=Application.Status.SUBMITTED,
-            submitted_at=timezone.now(),
-        ),
-    )
+    applications = [submitted(round_, applicant=person) for person in people]
     single = {
         a.pk: application_screen(application_id=a.pk, trigger_key="submit:1") for a in applications
     }
