@@ -10,8 +10,9 @@
 3. A scholarship round with --applications applications under review:
    `round_rescreen` of the whole round against one hand-written SQL query doing the same
    hash joins (registries, catalogue, documents, internal duplicates, shared accounts),
-   with the SQL time inside `round_rescreen`, a cProfile of one extra chunk, and the
-   peak RSS.
+   with the SQL time inside `round_rescreen`, a cProfile of one extra chunk, the peak RSS,
+   and the CPU each side used: this process's, and that of every PostgreSQL process of the
+   machine (parallel workers and the WAL writer included), read from /proc.
 
 Prints a markdown section and appends it to bench/RESULTS.md (unless --no-write).
 
@@ -335,6 +336,28 @@ def scratch_table(kind: str) -> tuple[str, str]:
     return scratch, sql
 
 
+def server_cpu() -> float | None:
+    """CPU seconds the PostgreSQL processes of this machine have used so far, or None when
+    none is visible (a server elsewhere). A parallel worker's time moves to its parent's
+    children's time when it exits, so both are summed."""
+    total, seen = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # exited meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")].startswith("postgres"):
+            fields = text[text.rindex(")") + 2 :].split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            seen = True
+    return total / os.sysconf("SC_CLK_TCK") if seen else None
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def checkpoint() -> None:
     from django.db import connection
 
@@ -509,15 +532,23 @@ def raw_screening(round_id: int, repeats: int = 3, *, serial: bool = False) -> d
     sql = raw_screening_sql()
     if serial:
         sql = sql.replace("AS NOT MATERIALIZED", "AS MATERIALIZED")
-    times = []
+    times, cpu = [], []
     with connection.cursor() as cursor:
         for _ in range(repeats):
+            server = server_cpu()
             started = time.perf_counter()
             cursor.execute(sql, params)
             row = cursor.fetchone()
             times.append(time.perf_counter() - started)
+            cpu.append(None if server is None else server_cpu() - server)
         columns = [c.name for c in cursor.description]
-    return {"seconds": min(times), "first": times[0], "facts": dict(zip(columns, row, strict=True))}
+    best = times.index(min(times))
+    return {
+        "seconds": times[best],
+        "first": times[0],
+        "server_cpu": cpu[best],
+        "facts": dict(zip(columns, row, strict=True)),
+    }
 
 
 def rescreen(round_id: int) -> dict:
@@ -540,11 +571,16 @@ def rescreen(round_id: int) -> dict:
     # As before an import: a checkpoint the set-up's WAL is due for would land in the timing.
     checkpoint()
     with PeakRSS() as rss, connection.execute_wrapper(timed):
+        server, own = server_cpu(), own_cpu()
         started = time.perf_counter()
         totals = screening.round_rescreen(round_id=round_id, job_key="bench")
         seconds = time.perf_counter() - started
+        own = own_cpu() - own
+        server = None if server is None else server_cpu() - server
     return {
         "seconds": seconds,
+        "own_cpu": own,
+        "server_cpu": server,
         "totals": totals,
         "sql_seconds": sql["seconds"],
         "facts_seconds": sql["facts_seconds"],
@@ -552,6 +588,22 @@ def rescreen(round_id: int) -> dict:
         "rss_start": rss.start_mb,
         "rss_peak": rss.peak_mb,
     }
+
+
+def cpu_reading(raw: dict, screened: dict) -> str:
+    """The CPU both sides used, and what it allows: the job's Python and server CPU spread
+    perfectly over every core is as fast as it could run without doing less work."""
+    if not raw["server_cpu"] or screened["server_cpu"] is None:
+        # Not visible, or too little for /proc's clock ticks to tell.
+        return f"this process {screened['own_cpu']:.1f} CPU-s (server CPU not measured)"
+    work = screened["own_cpu"] + screened["server_cpu"]
+    floor = work / (os.cpu_count() or 1)
+    return (
+        f"raw SQL {raw['server_cpu']:.1f} server CPU-s; round_rescreen {work:.1f} CPU-s "
+        f"(this process {screened['own_cpu']:.1f}, PostgreSQL {screened['server_cpu']:.1f}), "
+        f"{work / raw['server_cpu']:.1f}x the raw SQL's; spread over {os.cpu_count()} cores "
+        f"without a pause, {floor:.1f} s, {floor / raw['seconds']:.1f}x the raw SQL's time"
+    )
 
 
 def rescreen_found(round_id: int) -> dict:
@@ -627,7 +679,8 @@ def screening_only(url: str) -> None:
         f"(facts {screened['facts_seconds']:.2f} s, {screened['queries']} queries "
         f"{screened['sql_seconds']:.2f} s); ratio {screened['seconds'] / raw['seconds']:.2f}x; "
         f"RSS {screened['rss_start']:.0f} -> {screened['rss_peak']:.0f} MB; "
-        f"{screened['totals']['outcomes']}; found {rescreen_found(round_id)}"
+        f"{screened['totals']['outcomes']}; found {rescreen_found(round_id)}; "
+        f"CPU: {cpu_reading(raw, screened)}"
     )
 
 
@@ -771,6 +824,8 @@ def main():
         f"{screened['seconds'] - screened['sql_seconds']:.1f} s is the rules in Python "
         "overlapped with the COPY of the runs (which the server parses and indexes as they "
         "stream) and the commits.",
+        "",
+        f"CPU (PostgreSQL's from /proc, parallel workers included): {cpu_reading(raw, screened)}.",
         "",
         "| found | raw SQL | round_rescreen |",
         "|---|---:|---:|",
