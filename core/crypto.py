@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -175,17 +176,17 @@ def _chunk_aad(purpose: str, index: int, last: bool) -> bytes:
     return _aad(purpose) + b"|" + index.to_bytes(8, "big") + (b"|last" if last else b"|more")
 
 
-def encrypt_file(source, target, *, purpose: str) -> None:
-    """Encrypt the binary stream source into target under the active key, chunk by chunk."""
+def _seal_chunks(chunks: Iterable[bytes], target, *, purpose: str) -> None:
+    """Write plaintext chunks to target as an encrypted file under the active key."""
     ring = _key_ring()
     kid = ring.active_kid.encode("ascii")
     aesgcm = ring.keys[ring.active_kid]
     target.write(FILE_MAGIC + len(kid).to_bytes(1, "big") + kid)
-    index = 0
-    chunk = source.read(FILE_CHUNK_BYTES)
+    chunks = iter(chunks)
+    chunk, index = next(chunks, b""), 0
     while True:
-        following = source.read(FILE_CHUNK_BYTES)
-        last = not following
+        following = next(chunks, None)
+        last = following is None
         nonce = os.urandom(_NONCE_BYTES)
         sealed = aesgcm.encrypt(nonce, chunk, _chunk_aad(purpose, index, last))
         target.write(len(sealed).to_bytes(4, "big") + nonce + sealed)
@@ -194,11 +195,42 @@ def encrypt_file(source, target, *, purpose: str) -> None:
         chunk, index = following, index + 1
 
 
-def decrypt_file(source, *, purpose: str):
-    """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError."""
+def encrypt_file(source, target, *, purpose: str) -> None:
+    """Encrypt the binary stream source into target under the active key, chunk by chunk."""
+    _seal_chunks(iter(lambda: source.read(FILE_CHUNK_BYTES), b""), target, purpose=purpose)
+
+
+def file_key_id(source) -> str:
+    """Return the id of the key a file made by encrypt_file was encrypted with."""
     if source.read(len(FILE_MAGIC)) != FILE_MAGIC:
         raise DecryptionError("Not an encrypted Baeum file.")
-    kid = source.read(source.read(1)[0]).decode("ascii")
+    length = source.read(1)
+    kid = source.read(length[0]) if length else b""
+    if not kid or len(kid) != length[0]:
+        raise DecryptionError("Encrypted file is truncated.")
+    return kid.decode("ascii", errors="replace")
+
+
+def reencrypt_file(source, target, *, purpose: str) -> str:
+    """Decrypt a file made by encrypt_file into target under the active key, chunk by chunk,
+    without the plaintext touching the disk; return the SHA-256 of the plaintext.
+
+    Raises DecryptionError, having written part of target, if source does not decrypt.
+    """
+    digest = hashlib.sha256()
+
+    def plaintext():
+        for chunk in decrypt_file(source, purpose=purpose):
+            digest.update(chunk)
+            yield chunk
+
+    _seal_chunks(plaintext(), target, purpose=purpose)
+    return digest.hexdigest()
+
+
+def decrypt_file(source, *, purpose: str):
+    """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError."""
+    kid = file_key_id(source)
     aesgcm = _key_ring().keys.get(kid)
     if aesgcm is None:
         raise DecryptionError("Encrypted file uses a key id that is not configured.")

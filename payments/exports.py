@@ -27,7 +27,7 @@ from payments.bankfiles import (
 )
 from payments.models import BankFile, DisbursementBatch, Payment, payment_reference
 
-FILE_PURPOSE = "bank_file"
+FILE_PURPOSE = BankFile.FILE_PURPOSE
 EXPORTABLE_STATES = (
     DisbursementBatch.Status.APPROVED,
     DisbursementBatch.Status.SENT,

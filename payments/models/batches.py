@@ -276,6 +276,11 @@ def bank_file_path(bank_file: "BankFile", filename: str) -> str:
 class BankFile(models.Model):
     """A generated bank file, kept encrypted at rest because it holds account numbers."""
 
+    # The purpose its encryption is bound to. `rotate_encryption_keys` re-encrypts the
+    # files of every model that names its encrypted file fields and their purposes here.
+    FILE_PURPOSE = "bank_file"
+    SEALED_FILES = {"file": FILE_PURPOSE}
+
     class Format(models.TextChoices):
         CSV = "csv"
         PAIN001 = "pain001"

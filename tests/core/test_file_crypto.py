@@ -1,5 +1,7 @@
 """Files encrypted at rest (bank files): a round trip, and every kind of tampering refused."""
 
+import base64
+import hashlib
 import io
 
 import pytest
@@ -70,3 +72,39 @@ def test_a_flipped_byte_or_another_purpose_is_refused():
         opened(sealed(), purpose="documents")
     with pytest.raises(DecryptionError):
         opened(b"not ours")
+
+
+@pytest.mark.parametrize("cut", [len(crypto.FILE_MAGIC), len(crypto.FILE_MAGIC) + 1])
+def test_a_file_cut_inside_its_header_is_refused(cut):
+    with pytest.raises(DecryptionError):
+        opened(sealed()[:cut])
+
+
+def test_reencrypting_moves_a_file_to_the_active_key_and_keeps_its_bytes(settings):
+    old = sealed()
+    settings.BAEUM_ENCRYPTION_KEYS = (
+        "k2:"
+        + base64.urlsafe_b64encode(b"\x09" * 32).decode()
+        + ","
+        + settings.BAEUM_ENCRYPTION_KEYS
+    )
+    assert crypto.file_key_id(io.BytesIO(old)) != "k2"
+
+    out = io.BytesIO()
+    digest = crypto.reencrypt_file(io.BytesIO(old), out, purpose="bank_file")
+
+    assert crypto.file_key_id(io.BytesIO(out.getvalue())) == "k2"
+    assert opened(out.getvalue()) == PLAIN
+    assert digest == hashlib.sha256(PLAIN).hexdigest()
+    # The old key may now go: the new file does not need it.
+    settings.BAEUM_ENCRYPTION_KEYS = settings.BAEUM_ENCRYPTION_KEYS.split(",")[0]
+    assert opened(out.getvalue()) == PLAIN
+    with pytest.raises(DecryptionError):
+        opened(old)
+
+
+def test_reencrypting_a_tampered_file_raises():
+    blob = bytearray(sealed())
+    blob[-5] ^= 1
+    with pytest.raises(DecryptionError):
+        crypto.reencrypt_file(io.BytesIO(bytes(blob)), io.BytesIO(), purpose="bank_file")

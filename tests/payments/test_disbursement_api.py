@@ -1,14 +1,18 @@
 """The whole money path through the API: select, batch, approve by another user, export,
 disburse, import results, reissue, and the citizen seeing their payment."""
 
+import base64
 import csv
 import io
+from pathlib import Path
 
 import pytest
 import xmlschema
+from django.core.management import CommandError, call_command
 from lxml import etree
 
 from benefits.models import Application, Notification
+from core.crypto import file_key_id
 from payments.bankfiles import PAIN001_XSD
 from payments.models import BankFile, DisbursementBatch, Payment
 from tests.conftest import client_for
@@ -161,6 +165,61 @@ def test_the_whole_path_pays_citizens_and_reissues_a_failed_payment(
     assert ledger["paid"] == 5 * selected_round.amount
     assert ledger["failed"] == 0
     assert ledger["available"] == selected_round.budget - 5 * selected_round.amount
+
+
+NEW_KEY = "k2:" + base64.urlsafe_b64encode(b"\x05" * 32).decode()
+
+
+def test_after_a_key_rotation_bank_files_download_without_the_old_key(
+    selected_round, finance1, finance2, settings
+):
+    batch = _approve(finance1, finance2, _create_batch(finance1, selected_round)["id"])
+    before = {fmt: _export(finance1, batch["id"], fmt) for fmt in ("csv", "pain001")}
+    old_names = set(BankFile.objects.values_list("file", flat=True))
+    storage = BankFile._meta.get_field("file").storage
+    settings.BAEUM_ENCRYPTION_KEYS = f"{NEW_KEY},{settings.BAEUM_ENCRYPTION_KEYS}"
+
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+
+    assert "payments.BankFile: 2 files re-encrypted" in out.getvalue()
+    for stored in BankFile.objects.all():
+        with stored.file.open("rb") as f:
+            assert file_key_id(f) == "k2"
+    assert not any(storage.exists(name) for name in old_names)
+    # The old key can go: the files still download, byte for byte.
+    settings.BAEUM_ENCRYPTION_KEYS = NEW_KEY
+    assert {fmt: _export(finance1, batch["id"], fmt) for fmt in before} == before
+    # Run again, it finds nothing left to do.
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "payments.BankFile: 0 files re-encrypted" in out.getvalue()
+
+
+def test_a_bank_file_that_does_not_decrypt_stops_the_rotation_and_stays_as_it_was(
+    selected_round, finance1, finance2, settings
+):
+    batch = _approve(finance1, finance2, _create_batch(finance1, selected_round)["id"])
+    _export(finance1, batch["id"], "csv")
+    tampered = BankFile.objects.get(batch_id=batch["id"], format="csv")
+    path = Path(tampered.file.path)
+    blob = bytearray(path.read_bytes())
+    blob[-5] ^= 1
+    path.write_bytes(bytes(blob))
+    settings.BAEUM_ENCRYPTION_KEYS = f"{NEW_KEY},{settings.BAEUM_ENCRYPTION_KEYS}"
+
+    with pytest.raises(CommandError) as raised:
+        call_command("rotate_encryption_keys", stdout=io.StringIO())
+
+    assert str(raised.value) == (
+        f"payments.BankFile #{tampered.pk}: DecryptionError: Encrypted file failed authentication."
+    )
+    tampered.refresh_from_db()
+    assert Path(tampered.file.path) == path
+    assert path.read_bytes() == bytes(blob)
+    # No spare file is left beside the batch's files.
+    kept = {Path(f.file.path).name for f in BankFile.objects.filter(batch_id=batch["id"])}
+    assert {p.name for p in path.parent.iterdir()} == kept
 
 
 def test_the_preparer_cannot_approve_their_own_batch(selected_round, finance1):

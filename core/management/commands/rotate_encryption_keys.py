@@ -1,16 +1,29 @@
-"""Re-encrypt personal data still held under an older key, in chunks that commit on their own."""
+"""Re-encrypt personal data still held under an older key: database values in chunks that
+commit on their own, then the encrypted files models keep (bank files), one at a time."""
+
+import hashlib
+import tempfile
 
 from django.apps import apps
-from django.core.management.base import BaseCommand
+from django.core.files import File
+from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from core.crypto import active_key_id
+from core.crypto import DecryptionError, active_key_id, decrypt_file, file_key_id, reencrypt_file
 from core.fields import EncryptedTextField
 
 
 def encrypted_fields():
     for model in apps.get_models():
         fields = [f for f in model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+        if fields:
+            yield model, fields
+
+
+def sealed_files():
+    """Models keeping files made by core.crypto.encrypt_file: {file field name: purpose}."""
+    for model in apps.get_models():
+        fields = getattr(model, "SEALED_FILES", None)
         if fields:
             yield model, fields
 
@@ -28,8 +41,58 @@ def stale_ids(model, fields, prefix: str, after: int, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _plaintext_sha256(sealed, purpose: str) -> str:
+    digest = hashlib.sha256()
+    for chunk in decrypt_file(sealed, purpose=purpose):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def reencrypt_stored_file(model, pk, name: str, purpose: str) -> bool:
+    """Re-encrypt one stored file under the active key; False when it already is.
+
+    The new file is written beside the old one and read back before the row points to it;
+    the old file is deleted once that commits. A crash in between leaves at most a spare
+    file, never a row without its file.
+    """
+    instance = model.objects.get(pk=pk)
+    stored = getattr(instance, name)
+    if not stored:
+        return False
+    field = model._meta.get_field(name)
+    with stored.open("rb") as sealed:
+        if file_key_id(sealed) == active_key_id():
+            return False
+        sealed.seek(0)
+        with tempfile.TemporaryFile() as fresh:
+            digest = reencrypt_file(sealed, fresh, purpose=purpose)
+            fresh.seek(0)
+            if _plaintext_sha256(fresh, purpose) != digest:
+                raise DecryptionError("The re-encrypted file does not read back the same.")
+            fresh.seek(0)
+            new_name = field.storage.save(
+                field.generate_filename(instance, "rotated.bin"), File(fresh)
+            )
+    old_name = stored.name
+    try:
+        with transaction.atomic():
+            locked = model.objects.select_for_update().get(pk=pk)
+            if getattr(locked, name).name != old_name:
+                raise DecryptionError("The file was replaced while it was re-encrypted.")
+            setattr(locked, name, new_name)
+            locked.save(update_fields=[name])
+            transaction.on_commit(lambda: field.storage.delete(old_name))
+    except BaseException:
+        field.storage.delete(new_name)
+        raise
+    return True
+
+
 class Command(BaseCommand):
-    help = "Re-encrypt every encrypted field under the active key of BAEUM_ENCRYPTION_KEYS."
+    help = (
+        "Re-encrypt every encrypted field, and every encrypted file a model keeps, under the "
+        "active key of BAEUM_ENCRYPTION_KEYS. Safe to run again: what is done is skipped."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--chunk", type=int, default=1000)
@@ -47,3 +110,16 @@ class Command(BaseCommand):
                 done += len(ids)
                 last = ids[-1]
             self.stdout.write(f"{model._meta.label}: {done} rows re-encrypted")
+        for model, files in sealed_files():
+            done = 0
+            for pk in model.objects.order_by("pk").values_list("pk", flat=True):
+                for name, purpose in files.items():
+                    try:
+                        done += reencrypt_stored_file(model, pk, name, purpose)
+                    except (DecryptionError, OSError) as exc:
+                        # The reason names no data: a missing key, a tampered or lost file.
+                        raise CommandError(
+                            f"{model._meta.label} #{pk}: {exc.__class__.__name__}: "
+                            f"{exc if isinstance(exc, DecryptionError) else exc.strerror}"
+                        ) from None
+            self.stdout.write(f"{model._meta.label}: {done} files re-encrypted")
