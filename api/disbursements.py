@@ -11,12 +11,11 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.errors import field_error
+from api.errors import FileDownloadNegotiation, field_error
 from api.idempotency import idempotent
 from api.permissions import role_permission
 from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
@@ -243,16 +242,10 @@ class DisbursementCloseApi(_BatchTransitionApi):
         services.batch_close(batch=batch, actor=actor)
 
 
-class _IgnoreFormatQuery(DefaultContentNegotiation):
-    """`?format=` names the bank file here, not a DRF renderer; errors are JSON."""
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class DisbursementExportApi(APIView):
     permission_classes = [IsFinance]
-    content_negotiation_class = _IgnoreFormatQuery
+    # `?format=` names the bank file here, not a DRF renderer.
+    content_negotiation_class = FileDownloadNegotiation
 
     @extend_schema(
         parameters=[

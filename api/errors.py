@@ -12,6 +12,7 @@ from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions
 from rest_framework.fields import get_error_detail
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.settings import api_settings
 
 from core.exceptions import DomainError
@@ -23,6 +24,14 @@ def field_error(field: str | None, message: str, code: str, status: int = 400):
     exc = exceptions.ValidationError({key: [exceptions.ErrorDetail(message, code=code)]})
     exc.status_code = status
     return exc
+
+
+class FileDownloadNegotiation(DefaultContentNegotiation):
+    """For views that stream a file: whatever `Accept` or `?format=` asks, the errors they
+    raise are JSON (a client asking for a PDF still learns why it got none)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class RequestTooLarge(exceptions.APIException):

@@ -1,12 +1,21 @@
 """The caseworker's review queue, the full application detail, and the decisions."""
 
+from django.http import StreamingHttpResponse
 from django.urls import path
+from django.utils.http import content_disposition_header
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.errors import FileDownloadNegotiation
 from api.permissions import IsCaseworker, role_permission
 from api.serializers import DocumentSerializer, ReasonSerializer
 from api.views import MAX_ID
@@ -189,6 +198,37 @@ class ReviewRequestDocumentsApi(_DecisionApi):
     service = staticmethod(services.application_request_documents)
 
 
+class ReviewDocumentApi(APIView):
+    """One uploaded document's content, decrypted for the reviewer; every read is audited."""
+
+    permission_classes = [CanReadReviews]
+    content_negotiation_class = FileDownloadNegotiation
+
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY),
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY),
+        },
+    )
+    def get(self, request, pk: int, document_id: int):
+        document = services.document_open(
+            application=selectors.application_get_for_reviewer(pk=pk),
+            document_id=document_id,
+            actor=request.user,
+        )
+        response = StreamingHttpResponse(
+            services.document_chunks(document), content_type=document.content_type
+        )
+        response["Content-Disposition"] = content_disposition_header(
+            as_attachment=True, filename=document.original_name
+        )
+        response["Content-Length"] = str(document.size)
+        response["X-Content-SHA256"] = document.sha256
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class ReviewRevealRrnApi(APIView):
     """Show the full RRN, for checking identity against a document; every use is audited."""
 
@@ -215,6 +255,11 @@ urlpatterns = [
     path("review/applications/<id:pk>/", ReviewDetailApi.as_view(), name="review-detail"),
     path("review/applications/<id:pk>/approve/", ReviewApproveApi.as_view(), name="review-approve"),
     path("review/applications/<id:pk>/reject/", ReviewRejectApi.as_view(), name="review-reject"),
+    path(
+        "review/applications/<id:pk>/documents/<id:document_id>/",
+        ReviewDocumentApi.as_view(),
+        name="review-document",
+    ),
     path(
         "review/applications/<id:pk>/reveal-rrn/",
         ReviewRevealRrnApi.as_view(),

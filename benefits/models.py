@@ -364,6 +364,15 @@ def document_upload_path(document: "Document", filename: str) -> str:
 
 
 class Document(models.Model):
+    """An uploaded PDF, PNG or JPEG, kept encrypted at rest: bank books and certificates
+    show account and resident registration numbers."""
+
+    # Documents stored before they were encrypted are read as they are, and
+    # `rotate_encryption_keys` encrypts them (see benefits.services.document_chunks).
+    FILE_PURPOSE = "document"
+    SEALED_FILES = {"file": FILE_PURPOSE}
+    PLAINTEXT_FILES_ALLOWED = True
+
     class Kind(models.TextChoices):
         INCOME_PROOF = "income_proof"
         ENROLLMENT_CERTIFICATE = "enrollment_certificate"

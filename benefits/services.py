@@ -5,12 +5,15 @@ through the model's FSM transitions and writes the audit event in the same trans
 """
 
 import hashlib
+import tempfile
+from collections.abc import Iterator
 
 import filetype
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
@@ -20,7 +23,14 @@ from django.utils import timezone
 from benefits.models import Applicant, Application, Document, Notification, Round
 from benefits.notifications import notification_enqueue
 from core.audit import audit_record
-from core.crypto import account_fingerprint, rrn_hmac
+from core.crypto import (
+    FILE_CHUNK_BYTES,
+    account_fingerprint,
+    decrypt_file,
+    encrypt_file,
+    is_encrypted_file,
+    rrn_hmac,
+)
 from core.exceptions import InvalidTransition
 from core.fsm import require_transition
 from core.prepared import PreparedQuery
@@ -30,11 +40,7 @@ from core.transactions import service_atomic
 
 User = get_user_model()
 
-ALLOWED_DOCUMENT_TYPES = {
-    "application/pdf": ".pdf",
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-}
+ALLOWED_DOCUMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
 TRAINING_FIELDS = (
     "course_id",
     "course_name",
@@ -305,7 +311,11 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
         sha256=digest.hexdigest(),
         uploaded_by=actor,
     )
-    document.file.save(f"upload{ALLOWED_DOCUMENT_TYPES[mime]}", uploaded, save=False)
+    with tempfile.TemporaryFile() as sealed:
+        encrypt_file(uploaded, sealed, purpose=Document.FILE_PURPOSE)
+        sealed.seek(0)
+        # The stored name tells nothing of the content: the type is on the row.
+        document.file.save("upload.bin", File(sealed), save=False)
     try:
         document.save()
     except Exception:
@@ -316,6 +326,31 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
         obj=application,
         action="document.uploaded",
         data={"document": document.pk, "kind": kind},
+    )
+    return document
+
+
+def document_chunks(document: Document) -> Iterator[bytes]:
+    """Yield the content of a stored document."""
+    with document.file.open("rb") as stored:
+        if is_encrypted_file(stored):
+            yield from decrypt_file(stored, purpose=Document.FILE_PURPOSE)
+        else:  # stored before documents were encrypted
+            yield from iter(lambda: stored.read(FILE_CHUNK_BYTES), b"")
+
+
+@transaction.atomic
+def document_open(*, application: Application, document_id: int, actor) -> Document:
+    """One document of the application, for a reviewer to read; who read it is audited."""
+    # The documents came with the application (application_get_for_reviewer).
+    document = next((d for d in application.documents.all() if d.pk == document_id), None)
+    if document is None:
+        raise Http404
+    audit_record(
+        actor=actor,
+        obj=application,
+        action="document.viewed",
+        data={"document": document.pk, "kind": document.kind},
     )
     return document
 

@@ -195,9 +195,28 @@ def _seal_chunks(chunks: Iterable[bytes], target, *, purpose: str) -> None:
         chunk, index = following, index + 1
 
 
-def encrypt_file(source, target, *, purpose: str) -> None:
-    """Encrypt the binary stream source into target under the active key, chunk by chunk."""
-    _seal_chunks(iter(lambda: source.read(FILE_CHUNK_BYTES), b""), target, purpose=purpose)
+def _hashed(chunks: Iterable[bytes], digest):
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+def encrypt_file(source, target, *, purpose: str) -> str:
+    """Encrypt the binary stream source into target under the active key, chunk by chunk;
+    return the SHA-256 of the plaintext."""
+    digest = hashlib.sha256()
+    chunks = iter(lambda: source.read(FILE_CHUNK_BYTES), b"")
+    _seal_chunks(_hashed(chunks, digest), target, purpose=purpose)
+    return digest.hexdigest()
+
+
+def is_encrypted_file(source) -> bool:
+    """Tell whether a seekable stream holds a file made by encrypt_file; it is left where it
+    was. PDF, PNG and JPEG files begin otherwise, so a plaintext upload is never mistaken."""
+    start = source.tell()
+    head = source.read(len(FILE_MAGIC))
+    source.seek(start)
+    return head == FILE_MAGIC
 
 
 def file_key_id(source) -> str:
@@ -218,13 +237,7 @@ def reencrypt_file(source, target, *, purpose: str) -> str:
     Raises DecryptionError, having written part of target, if source does not decrypt.
     """
     digest = hashlib.sha256()
-
-    def plaintext():
-        for chunk in decrypt_file(source, purpose=purpose):
-            digest.update(chunk)
-            yield chunk
-
-    _seal_chunks(plaintext(), target, purpose=purpose)
+    _seal_chunks(_hashed(decrypt_file(source, purpose=purpose), digest), target, purpose=purpose)
     return digest.hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Document uploads: PDF, PNG or JPEG by content, at most 10 MB, stored outside the web root."""
+"""Document uploads: PDF, PNG or JPEG by content, at most 10 MB, stored encrypted outside the
+web root; read back by reviewers only, each read audited."""
 
 import io
 from pathlib import Path
@@ -6,9 +7,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 
 from benefits import services
 from benefits.models import Document
+from core.models import AuditEvent
+from core.roles import Role
 from tests.factories import ApplicationFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +55,9 @@ def test_upload_accepted_by_content(citizen, draft, content, name, mime):
     assert body["content_type"] == mime and body["size"] == len(content)
     document = Document.objects.get()
     stored = Path(document.file.path)
-    assert stored.read_bytes() == content
+    # Encrypted at rest: nothing of the content is readable on the disk.
+    assert content[:16] not in stored.read_bytes()
+    assert b"".join(services.document_chunks(document)) == content
     assert name not in stored.name  # the citizen's file name never reaches the disk
     assert not str(stored).startswith(str(settings.STATIC_ROOT))
     detail = citizen.get(f"/api/v1/applications/{draft.pk}/").json()
@@ -119,3 +125,83 @@ def test_json_upload_is_unsupported_media_type(citizen, draft):
         f"/api/v1/applications/{draft.pk}/documents/", {"kind": "other"}, format="json"
     )
     assert response.status_code == 415
+
+
+# Reading a document back: the reviewers only, each read audited.
+
+
+@pytest.fixture
+def submitted_with_proof(citizen, draft):
+    assert upload(citizen, draft, PDF, name='소득 "증명".pdf').status_code == 201
+    services.application_submit(application=draft, actor=citizen.applicant.user)
+    return draft, Document.objects.get()
+
+
+def document_url(application, document) -> str:
+    return f"/api/v1/review/applications/{application.pk}/documents/{document.pk}/"
+
+
+def test_a_caseworker_reads_the_document_as_uploaded_and_the_read_is_audited(
+    submitted_with_proof, caseworker
+):
+    application, document = submitted_with_proof
+
+    response = caseworker.get(document_url(application, document), HTTP_ACCEPT="application/pdf")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PDF
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Length"] == str(len(PDF))
+    assert response["Content-Disposition"] == (
+        "attachment; filename*=utf-8''%EC%86%8C%EB%93%9D%20%22%EC%A6%9D%EB%AA%85%22.pdf"
+    )
+    assert response["Cache-Control"] == "no-store"
+    event = AuditEvent.objects.get(action="document.viewed")
+    assert event.actor == caseworker.user
+    assert (event.object_id, event.data) == (
+        str(application.pk),
+        {"document": document.pk, "kind": "income_proof"},
+    )
+
+
+def test_only_reviewers_read_documents_and_only_through_their_application(
+    submitted_with_proof, citizen, caseworker, manager, staff
+):
+    application, document = submitted_with_proof
+    other = ApplicationFactory(status="submitted", submitted_at=application.submitted_at)
+
+    # The citizen who uploaded it and staff of other roles: 403.
+    for client in (citizen, manager, staff(Role.FINANCE)):
+        assert client.get(document_url(application, document)).status_code == 403
+    # A document asked for through another application, or one that does not exist: 404.
+    for url in (
+        document_url(other, document),
+        f"/api/v1/review/applications/{application.pk}/documents/999999/",
+    ):
+        response = caseworker.get(url, HTTP_ACCEPT="application/pdf")
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+    assert staff(Role.AUDITOR).get(document_url(application, document)).status_code == 200
+    assert AuditEvent.objects.filter(action="document.viewed").count() == 1
+
+
+def test_a_document_stored_before_encryption_reads_as_is_and_rotation_encrypts_it(
+    submitted_with_proof, caseworker, django_capture_on_commit_callbacks
+):
+    application, document = submitted_with_proof
+    # As an earlier version stored it: the upload itself, in plaintext.
+    plain = document.file.storage.save("applications/legacy.pdf", io.BytesIO(PDF))
+    Document.objects.filter(pk=document.pk).update(file=plain)
+
+    response = caseworker.get(document_url(application, document))
+    assert b"".join(response.streaming_content) == PDF
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("rotate_encryption_keys", stdout=io.StringIO())
+
+    document.refresh_from_db()
+    with document.file.open("rb") as f:
+        assert PDF[:16] not in f.read()
+    assert not document.file.storage.exists(plain)
+    response = caseworker.get(document_url(application, document))
+    assert b"".join(response.streaming_content) == PDF

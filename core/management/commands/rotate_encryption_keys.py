@@ -9,7 +9,15 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from core.crypto import DecryptionError, active_key_id, decrypt_file, file_key_id, reencrypt_file
+from core.crypto import (
+    DecryptionError,
+    active_key_id,
+    decrypt_file,
+    encrypt_file,
+    file_key_id,
+    is_encrypted_file,
+    reencrypt_file,
+)
 from core.fields import EncryptedTextField
 
 
@@ -49,7 +57,8 @@ def _plaintext_sha256(sealed, purpose: str) -> str:
 
 
 def reencrypt_stored_file(model, pk, name: str, purpose: str) -> bool:
-    """Re-encrypt one stored file under the active key; False when it already is.
+    """Re-encrypt one stored file under the active key (or encrypt it, where the model kept
+    files in plaintext before); False when it already is.
 
     The new file is written beside the old one and read back before the row points to it;
     the old file is deleted once that commits. A crash in between leaves at most a spare
@@ -60,19 +69,22 @@ def reencrypt_stored_file(model, pk, name: str, purpose: str) -> bool:
     if not stored:
         return False
     field = model._meta.get_field(name)
-    with stored.open("rb") as sealed:
-        if file_key_id(sealed) == active_key_id():
-            return False
-        sealed.seek(0)
-        with tempfile.TemporaryFile() as fresh:
-            digest = reencrypt_file(sealed, fresh, purpose=purpose)
-            fresh.seek(0)
-            if _plaintext_sha256(fresh, purpose) != digest:
-                raise DecryptionError("The re-encrypted file does not read back the same.")
-            fresh.seek(0)
-            new_name = field.storage.save(
-                field.generate_filename(instance, "rotated.bin"), File(fresh)
-            )
+    with stored.open("rb") as current, tempfile.TemporaryFile() as fresh:
+        if is_encrypted_file(current):
+            if file_key_id(current) == active_key_id():
+                return False
+            current.seek(0)
+            digest = reencrypt_file(current, fresh, purpose=purpose)
+        elif getattr(model, "PLAINTEXT_FILES_ALLOWED", False):
+            # Stored before the model's files were encrypted.
+            digest = encrypt_file(current, fresh, purpose=purpose)
+        else:
+            raise DecryptionError("Not an encrypted Baeum file.")
+        fresh.seek(0)
+        if _plaintext_sha256(fresh, purpose) != digest:
+            raise DecryptionError("The re-encrypted file does not read back the same.")
+        fresh.seek(0)
+        new_name = field.storage.save(field.generate_filename(instance, "rotated.bin"), File(fresh))
     old_name = stored.name
     try:
         with transaction.atomic():
