@@ -4,7 +4,6 @@ Each service owns its transaction, locks what it reads-then-writes, moves state 
 through the model's FSM transitions and writes the audit event in the same transaction.
 """
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 
@@ -297,9 +296,6 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
                 )
             }
         )
-    digest = hashlib.sha256(head)
-    for chunk in iter(lambda: uploaded.read(1024 * 1024), b""):
-        digest.update(chunk)
     uploaded.seek(0)
     original_name = (uploaded.name or "document").rsplit("/", 1)[-1][:255]
     document = Document(
@@ -308,11 +304,10 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
         original_name=original_name,
         content_type=mime,
         size=uploaded.size,
-        sha256=digest.hexdigest(),
         uploaded_by=actor,
     )
     with tempfile.TemporaryFile() as sealed:
-        encrypt_file(uploaded, sealed, purpose=Document.FILE_PURPOSE)
+        document.sha256 = encrypt_file(uploaded, sealed, purpose=Document.FILE_PURPOSE)
         sealed.seek(0)
         # The stored name tells nothing of the content: the type is on the row.
         document.file.save("upload.bin", File(sealed), save=False)

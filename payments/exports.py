@@ -5,7 +5,6 @@ creation time, so regenerating it gives the same bytes. The pain.001 is validate
 the schema before it is stored; nothing unvalidated is ever served.
 """
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
@@ -118,10 +117,8 @@ def bank_file_generate(*, batch_id: int, fmt: str) -> BankFile:
             plain.seek(0)
             validate_pain001(plain)
         plain.seek(0)
-        digest = hashlib.file_digest(plain, "sha256").hexdigest()
+        digest = encrypt_file(plain, sealed, purpose=FILE_PURPOSE)
         size = plain.tell()
-        plain.seek(0)
-        encrypt_file(plain, sealed, purpose=FILE_PURPOSE)
         sealed.seek(0)
         bank_file = BankFile(
             batch=batch,

@@ -1,6 +1,7 @@
 """Document uploads: PDF, PNG or JPEG by content, at most 10 MB, stored encrypted outside the
 web root; read back by reviewers only, each read audited."""
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def test_upload_accepted_by_content(citizen, draft, content, name, mime):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["content_type"] == mime and body["size"] == len(content)
+    assert body["sha256"] == hashlib.sha256(content).hexdigest()
     document = Document.objects.get()
     stored = Path(document.file.path)
     # Encrypted at rest: nothing of the content is readable on the disk.
@@ -156,6 +158,7 @@ def test_a_caseworker_reads_the_document_as_uploaded_and_the_read_is_audited(
         "attachment; filename*=utf-8''%EC%86%8C%EB%93%9D%20%22%EC%A6%9D%EB%AA%85%22.pdf"
     )
     assert response["Cache-Control"] == "no-store"
+    assert response["X-Content-SHA256"] == hashlib.sha256(PDF).hexdigest()
     event = AuditEvent.objects.get(action="document.viewed")
     assert event.actor == caseworker.user
     assert (event.object_id, event.data) == (

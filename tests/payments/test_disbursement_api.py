@@ -3,6 +3,7 @@ disburse, import results, reissue, and the citizen seeing their payment."""
 
 import base64
 import csv
+import hashlib
 import io
 from pathlib import Path
 
@@ -186,6 +187,7 @@ def test_after_a_key_rotation_bank_files_download_without_the_old_key(
     for stored in BankFile.objects.all():
         with stored.file.open("rb") as f:
             assert file_key_id(f) == "k2"
+        assert stored.sha256 == hashlib.sha256(before[stored.format]).hexdigest()
     assert not any(storage.exists(name) for name in old_names)
     # The old key can go: the files still download, byte for byte.
     settings.BAEUM_ENCRYPTION_KEYS = NEW_KEY

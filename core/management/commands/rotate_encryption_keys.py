@@ -130,8 +130,9 @@ class Command(BaseCommand):
                         done += reencrypt_stored_file(model, pk, name, purpose)
                     except (DecryptionError, OSError) as exc:
                         # The reason names no data: a missing key, a tampered or lost file.
+                        why = exc if isinstance(exc, DecryptionError) else exc.strerror
                         raise CommandError(
                             f"{model._meta.label} #{pk}: {exc.__class__.__name__}: "
-                            f"{exc if isinstance(exc, DecryptionError) else exc.strerror}"
+                            f"{why or 'the file could not be read'}"
                         ) from None
             self.stdout.write(f"{model._meta.label}: {done} files re-encrypted")
