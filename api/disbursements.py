@@ -260,21 +260,21 @@ class DisbursementExportApi(APIView):
         },
     )
     def get(self, request, pk: int):
-        bank_file = exports.bank_file_for_download(
+        found = exports.bank_file_for_download(
             batch=selectors.batch_get(pk=pk),
             fmt=request.query_params.get("format", ""),
             actor=request.user,
         )
-        if bank_file is None:
+        if found is None:
             response = Response(
                 {"status": "generating", "detail": "The bank file is being generated."},
                 status=status.HTTP_202_ACCEPTED,
             )
             response["Retry-After"] = "5"
             return response
+        bank_file, chunks = found
         response = StreamingHttpResponse(
-            exports.bank_file_chunks(bank_file),
-            content_type=exports.CONTENT_TYPES[bank_file.format],
+            chunks, content_type=exports.CONTENT_TYPES[bank_file.format]
         )
         response["Content-Disposition"] = (
             f'attachment; filename="{exports.bank_file_name(bank_file)}"'

@@ -212,14 +212,12 @@ class ReviewDocumentApi(APIView):
         },
     )
     def get(self, request, pk: int, document_id: int):
-        document = services.document_open(
+        document, chunks = services.document_open(
             application=selectors.application_get_for_reviewer(pk=pk),
             document_id=document_id,
             actor=request.user,
         )
-        response = StreamingHttpResponse(
-            services.document_chunks(document), content_type=document.content_type
-        )
+        response = StreamingHttpResponse(chunks, content_type=document.content_type)
         response["Content-Disposition"] = content_disposition_header(
             as_attachment=True, filename=document.original_name
         )

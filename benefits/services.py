@@ -22,15 +22,9 @@ from django.utils import timezone
 from benefits.models import Applicant, Application, Document, Notification, Round
 from benefits.notifications import notification_enqueue
 from core.audit import audit_record
-from core.crypto import (
-    FILE_CHUNK_BYTES,
-    account_fingerprint,
-    decrypt_file,
-    encrypt_file,
-    is_encrypted_file,
-    rrn_hmac,
-)
+from core.crypto import account_fingerprint, encrypt_file, rrn_hmac
 from core.exceptions import InvalidTransition
+from core.files import stored_file_chunks
 from core.fsm import require_transition
 from core.prepared import PreparedQuery
 from core.roles import Role
@@ -326,28 +320,29 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
 
 
 def document_chunks(document: Document) -> Iterator[bytes]:
-    """Yield the content of a stored document."""
-    with document.file.open("rb") as stored:
-        if is_encrypted_file(stored):
-            yield from decrypt_file(stored, purpose=Document.FILE_PURPOSE)
-        else:  # stored before documents were encrypted
-            yield from iter(lambda: stored.read(FILE_CHUNK_BYTES), b"")
+    """The content of a stored document, checked whole before the first byte is handed out;
+    documents stored before they were encrypted are read as they are."""
+    return stored_file_chunks(document.file, purpose=Document.FILE_PURPOSE, plaintext_allowed=True)
 
 
 @transaction.atomic
-def document_open(*, application: Application, document_id: int, actor) -> Document:
-    """One document of the application, for a reviewer to read; who read it is audited."""
+def document_open(
+    *, application: Application, document_id: int, actor
+) -> tuple[Document, Iterator[bytes]]:
+    """One document of the application and its content, for a reviewer to read; who read it
+    is audited, once the file has read whole."""
     # The documents came with the application (application_get_for_reviewer).
     document = next((d for d in application.documents.all() if d.pk == document_id), None)
     if document is None:
         raise Http404
+    chunks = document_chunks(document)
     audit_record(
         actor=actor,
         obj=application,
         action="document.viewed",
         data={"document": document.pk, "kind": document.kind},
     )
-    return document
+    return document, chunks
 
 
 def _submit_errors(application: Application) -> dict:

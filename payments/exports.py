@@ -15,8 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.crypto import decrypt_file, encrypt_file
+from core.crypto import encrypt_file
 from core.exceptions import Conflict, DomainError, InvalidTransition
+from core.files import stored_file_chunks
 from payments.bankfiles import (
     BatchHeader,
     TransferLine,
@@ -140,9 +141,9 @@ def bank_file_generate(*, batch_id: int, fmt: str) -> BankFile:
 
 
 def bank_file_chunks(bank_file: BankFile) -> Iterator[bytes]:
-    """Yield the plaintext of a stored bank file."""
-    with bank_file.file.open("rb") as sealed:
-        yield from decrypt_file(sealed, purpose=FILE_PURPOSE)
+    """The plaintext of a stored bank file, checked whole before the first byte is handed
+    out: a bank never receives part of a file."""
+    return stored_file_chunks(bank_file.file, purpose=FILE_PURPOSE)
 
 
 def bank_file_name(bank_file: BankFile) -> str:
@@ -166,8 +167,12 @@ def bank_file_download(*, bank_file: BankFile, actor) -> BankFile:
     return bank_file
 
 
-def bank_file_for_download(*, batch: DisbursementBatch, fmt: str, actor) -> BankFile | None:
-    """The batch's file in a format, recorded as downloaded; None while it is being made."""
+def bank_file_for_download(
+    *, batch: DisbursementBatch, fmt: str, actor
+) -> tuple[BankFile, Iterator[bytes]] | None:
+    """The batch's file in a format and its content, recorded as downloaded; None while it
+    is being made. A file that does not read whole raises before it is recorded as taken
+    out, so the batch cannot be marked sent on it."""
     if fmt not in BankFile.Format.values:
         raise DomainError(
             "Choose format=csv or format=pain001.", code="invalid_choice", field="format"
@@ -190,4 +195,5 @@ def bank_file_for_download(*, batch: DisbursementBatch, fmt: str, actor) -> Bank
         bank_file = batch.files.filter(format=fmt).first()
     if bank_file is None:
         return None
-    return bank_file_download(bank_file=bank_file, actor=actor)
+    chunks = bank_file_chunks(bank_file)
+    return bank_file_download(bank_file=bank_file, actor=actor), chunks

@@ -208,3 +208,26 @@ def test_a_document_stored_before_encryption_reads_as_is_and_rotation_encrypts_i
     assert not document.file.storage.exists(plain)
     response = caseworker.get(document_url(application, document))
     assert b"".join(response.streaming_content) == PDF
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "cut short", "lose the file"])
+def test_a_document_that_does_not_read_whole_is_not_served_at_all(
+    submitted_with_proof, caseworker, damage
+):
+    application, document = submitted_with_proof
+    path = Path(document.file.path)
+    blob = path.read_bytes()
+    if damage == "flip a byte":
+        path.write_bytes(blob[:-5] + bytes([blob[-5] ^ 1]) + blob[-4:])
+    elif damage == "cut short":
+        path.write_bytes(blob[:-3])
+    else:
+        path.unlink()
+
+    caseworker.raise_request_exception = False  # a 500: answered, and logged as an error
+    response = caseworker.get(document_url(application, document))
+
+    # Not a 200 that breaks off: an error before anything of the file is sent.
+    assert response.status_code == 500
+    assert response.json()["errors"][0]["code"] == "stored_file_unreadable"
+    assert not AuditEvent.objects.filter(action="document.viewed").exists()

@@ -224,6 +224,29 @@ def test_a_bank_file_that_does_not_decrypt_stops_the_rotation_and_stays_as_it_wa
     assert {p.name for p in path.parent.iterdir()} == kept
 
 
+def test_a_bank_file_that_does_not_read_whole_is_not_served_nor_counted_as_taken_out(
+    selected_round, finance1, finance2
+):
+    batch = _approve(finance1, finance2, _create_batch(finance1, selected_round)["id"])
+    _export(finance1, batch["id"], "csv")  # made, and taken out once
+    BankFile.objects.filter(batch_id=batch["id"]).update(downloaded_at=None, downloaded_by=None)
+    stored = BankFile.objects.get(batch_id=batch["id"], format="csv")
+    path = Path(stored.file.path)
+    path.write_bytes(path.read_bytes()[:-3])  # cut short: its last chunk no longer decrypts
+
+    finance1.raise_request_exception = False  # a 500: answered, and logged as an error
+    response = finance1.get(f"/api/v1/disbursements/{batch['id']}/export/?format=csv")
+
+    assert response.status_code == 500
+    assert response.json()["errors"][0]["code"] == "stored_file_unreadable"
+    stored.refresh_from_db()
+    assert stored.downloaded_at is None
+    # So the batch cannot be marked sent on a file the bank never had whole.
+    response = finance1.post(f"/api/v1/disbursements/{batch['id']}/disburse/")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "export_missing"
+
+
 def test_the_preparer_cannot_approve_their_own_batch(selected_round, finance1):
     batch = _create_batch(finance1, selected_round)
     finance1.post(f"/api/v1/disbursements/{batch['id']}/submit/")

@@ -1,0 +1,44 @@
+"""Files kept encrypted by core.crypto (bank files, documents), read back whole or not at all."""
+
+from collections.abc import Iterator
+
+from core.crypto import FILE_CHUNK_BYTES, DecryptionError, decrypt_file, is_encrypted_file
+from core.exceptions import DomainError
+
+
+class StoredFileUnreadable(DomainError):
+    """A stored file did not decrypt or could not be read: nothing of it was served."""
+
+    status_code = 500
+    default_code = "stored_file_unreadable"
+
+
+def stored_file_chunks(stored, *, purpose: str, plaintext_allowed: bool = False) -> Iterator[bytes]:
+    """Return an iterator over a stored file's content, once the whole file has decrypted.
+
+    Every chunk is authenticated first, so a file that was tampered with, cut short, lost
+    or made under a key no longer configured fails here, before a response has begun,
+    rather than halfway through a download that already said 200. `plaintext_allowed`
+    serves as they are the files a model stored before it encrypted them.
+    """
+    try:
+        with stored.open("rb") as source:
+            if is_encrypted_file(source):
+                for _ in decrypt_file(source, purpose=purpose):
+                    pass
+            elif not plaintext_allowed:
+                raise DecryptionError("Not an encrypted Baeum file.")
+    except (DecryptionError, OSError):
+        raise StoredFileUnreadable(
+            "The stored file could not be read, so none of it was sent. "
+            "Tell the administrator; the file may need to be made again."
+        ) from None
+    return _chunks(stored, purpose)
+
+
+def _chunks(stored, purpose: str) -> Iterator[bytes]:
+    with stored.open("rb") as source:
+        if is_encrypted_file(source):
+            yield from decrypt_file(source, purpose=purpose)
+        else:
+            yield from iter(lambda: source.read(FILE_CHUNK_BYTES), b"")
