@@ -1,5 +1,6 @@
 """Re-encrypt personal data still held under an older key: database values in chunks that
-commit on their own, then the encrypted files models keep (bank files), one at a time."""
+commit on their own, then the encrypted files models keep (documents, bank files), one at a
+time."""
 
 import hashlib
 import tempfile
