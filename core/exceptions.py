@@ -1,4 +1,5 @@
-"""Domain errors that services raise and the API turns into 4xx responses."""
+"""Domain errors that services raise and the API turns into JSON error responses: 4xx for
+what the caller asked, 5xx where the server's own data failed (core.files)."""
 
 
 class DomainError(Exception):
