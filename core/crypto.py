@@ -241,6 +241,15 @@ def reencrypt_file(source, target, *, purpose: str) -> str:
     return digest.hexdigest()
 
 
+def decrypted_sha256(source, *, purpose: str) -> str:
+    """Decrypt a whole file made by encrypt_file, authenticating every chunk, and return the
+    SHA-256 of its plaintext; raise DecryptionError if any of it does not decrypt."""
+    digest = hashlib.sha256()
+    for _ in _hashed(decrypt_file(source, purpose=purpose), digest):
+        pass
+    return digest.hexdigest()
+
+
 def decrypt_file(source, *, purpose: str):
     """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError."""
     kid = file_key_id(source)

@@ -2,7 +2,13 @@
 
 from collections.abc import Iterator
 
-from core.crypto import FILE_CHUNK_BYTES, DecryptionError, decrypt_file, is_encrypted_file
+from core.crypto import (
+    FILE_CHUNK_BYTES,
+    DecryptionError,
+    decrypt_file,
+    decrypted_sha256,
+    is_encrypted_file,
+)
 from core.exceptions import DomainError
 
 
@@ -24,8 +30,7 @@ def stored_file_chunks(stored, *, purpose: str, plaintext_allowed: bool = False)
     try:
         with stored.open("rb") as source:
             if is_encrypted_file(source):
-                for _ in decrypt_file(source, purpose=purpose):
-                    pass
+                decrypted_sha256(source, purpose=purpose)
             elif not plaintext_allowed:
                 raise DecryptionError("Not an encrypted Baeum file.")
     except (DecryptionError, OSError):

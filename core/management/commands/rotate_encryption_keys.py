@@ -2,7 +2,6 @@
 commit on their own, then the encrypted files models keep (documents, bank files), one at a
 time."""
 
-import hashlib
 import tempfile
 
 from django.apps import apps
@@ -13,7 +12,7 @@ from django.db import connection, transaction
 from core.crypto import (
     DecryptionError,
     active_key_id,
-    decrypt_file,
+    decrypted_sha256,
     encrypt_file,
     file_key_id,
     is_encrypted_file,
@@ -50,13 +49,6 @@ def stale_ids(model, fields, prefix: str, after: int, limit: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _plaintext_sha256(sealed, purpose: str) -> str:
-    digest = hashlib.sha256()
-    for chunk in decrypt_file(sealed, purpose=purpose):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 def reencrypt_stored_file(model, pk, name: str, purpose: str) -> bool:
     """Re-encrypt one stored file under the active key (or encrypt it, where the model kept
     files in plaintext before); False when it already is.
@@ -82,7 +74,7 @@ def reencrypt_stored_file(model, pk, name: str, purpose: str) -> bool:
         else:
             raise DecryptionError("Not an encrypted Baeum file.")
         fresh.seek(0)
-        if _plaintext_sha256(fresh, purpose) != digest:
+        if decrypted_sha256(fresh, purpose=purpose) != digest:
             raise DecryptionError("The re-encrypted file does not read back the same.")
         fresh.seek(0)
         new_name = field.storage.save(field.generate_filename(instance, "rotated.bin"), File(fresh))
