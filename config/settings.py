@@ -134,16 +134,25 @@ TEMPLATES = [
 # Persistent connections matter: reconnecting per request costs 6-8x throughput.
 CONN_MAX_AGE = env_int("DB_CONN_MAX_AGE", 600)
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# SQLite serves concurrent writers only with these, however the file is named (a default
+# path, SQLITE_PATH or a sqlite:/// DATABASE_URL): writers queue on BEGIN IMMEDIATE
+# instead of failing with "database is locked" when a read transaction upgrades to a write.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": (
+        "PRAGMA journal_mode=WAL;"
+        "PRAGMA synchronous=NORMAL;"
+        "PRAGMA foreign_keys=ON;"
+        "PRAGMA busy_timeout=20000;"
+    ),
+}
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
             DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True
         )
     }
-    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # JIT compiling costs ~0.3 s a statement, more than the set-based queries it would
-        # speed up here (batch building, screening chunks); OLTP work gains nothing from it.
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -152,20 +161,16 @@ else:
             "NAME": os.environ.get("SQLITE_PATH", str(DATA_DIR / "baeum.sqlite3")),
             "CONN_MAX_AGE": CONN_MAX_AGE,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {
-                # Writers queue on BEGIN IMMEDIATE instead of failing with
-                # "database is locked" when a read transaction upgrades to a write.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;"
-                    "PRAGMA synchronous=NORMAL;"
-                    "PRAGMA foreign_keys=ON;"
-                    "PRAGMA busy_timeout=20000;"
-                ),
-            },
         }
     }
+_db_options = DATABASES["default"].setdefault("OPTIONS", {})
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    for _name, _value in SQLITE_OPTIONS.items():
+        _db_options.setdefault(_name, _value)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # JIT compiling costs ~0.3 s a statement, more than the set-based queries it would
+    # speed up here (batch building, screening chunks); OLTP work gains nothing from it.
+    _db_options.setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

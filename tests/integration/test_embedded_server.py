@@ -21,11 +21,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("embedded")
+def serve(data: Path, **extra_env):
+    """Migrate, seed and serve Baeum on SQLite under `data` with gunicorn; yield the API."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     env.update(BAEUM_DATA_DIR=str(data), BAEUM_AUTH_RATE="100000/min", DJANGO_DEBUG="0")
+    env.update(extra_env)
     manage = [sys.executable, "manage.py"]
     subprocess.run(
         [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
@@ -72,6 +72,18 @@ def server(tmp_path_factory):
     process.terminate()
     process.wait(timeout=20)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from serve(tmp_path_factory.mktemp("embedded"))
+
+
+@pytest.fixture(scope="module")
+def server_by_url(tmp_path_factory):
+    """SQLite named by DATABASE_URL, as an operator pointing Baeum at a file would."""
+    data = tmp_path_factory.mktemp("by-url")
+    yield from serve(data, DATABASE_URL=f"sqlite:///{data / 'named.sqlite3'}")
 
 
 def citizen_journey(base: str, i: int, round_id: int) -> list[int]:
@@ -128,8 +140,7 @@ def citizen_journey(base: str, i: int, round_id: int) -> list[int]:
     return codes
 
 
-def test_sixteen_concurrent_citizens_on_sqlite(server):
-    base, log = server
+def run_citizens(base: str, log: Path, clients: int) -> None:
     url = f"{base}/rounds/?program=SCHOLARSHIP&status=open"
     rounds = requests.get(url, timeout=10).json()["results"]
     round_id = rounds[0]["id"]
@@ -141,10 +152,23 @@ def test_sixteen_concurrent_citizens_on_sqlite(server):
         except Exception as exc:  # noqa: BLE001 - reported below
             results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(CLIENTS)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
-    assert all(results[i] == [201, 200, 200, 201, 200] for i in range(CLIENTS)), results
+    assert all(results[i] == [201, 200, 200, 201, 200] for i in range(clients)), results
     assert "database is locked" not in log.read_text()
+
+
+def test_sixteen_concurrent_citizens_on_sqlite(server):
+    run_citizens(*server, CLIENTS)
+
+
+def test_ten_concurrent_writers_on_sqlite_named_by_database_url(server_by_url):
+    base, log = server_by_url
+    run_citizens(base, log, 10)
+    # The database is the file the URL names, in WAL mode like the default one.
+    named = log.parent / "named.sqlite3"
+    assert named.exists() and Path(f"{named}-wal").exists()
+    assert not (log.parent / "baeum.sqlite3").exists()
