@@ -51,6 +51,7 @@ urlpatterns = [
     path("", include("api.registries")),
     path("", include("api.disbursements")),
     path("", include("api.vouchers")),
+    path("", include("api.reports")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     *router.urls,
