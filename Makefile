@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 APPLICANTS ?= 200
 
-.PHONY: run test install migrate seed serve lint format check bench-intake clean
+.PHONY: run test install messages migrate seed serve lint format check bench-intake clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,18 +15,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The staff pages' Korean catalogue, compiled from the committed .po (the .mo is not kept).
+MO := locale/ko/LC_MESSAGES/django.mo
+$(MO): locale/ko/LC_MESSAGES/django.po $(STAMP)
+	$(BIN)/python manage.py compilemessages --locale ko --ignore '.venv' --ignore 'var'
 
-migrate: $(STAMP)
+messages: $(MO)
+
+install: $(STAMP) $(MO)
+
+migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo --applicants $(APPLICANTS)
 
 run: seed
+	@echo "Staff workbench: http://$(HOST):$(PORT)/staff/  (caseworker, manager, finance1, finance2, auditor)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

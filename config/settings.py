@@ -99,12 +99,17 @@ INSTALLED_APPS = [
     "eligibility",
     "payments",
     "api",
+    "staff",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Accept-Language everywhere, English when none is sent (the API's clients and tests);
+    # the staff pages then default to Korean unless the user chose (staff.middleware).
+    "django.middleware.locale.LocaleMiddleware",
+    "staff.middleware.StaffLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -123,8 +128,10 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "staff.context_processors.staff_menus",
             ],
         },
     },
@@ -185,9 +192,22 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("ko", "한국어"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language of the staff pages for a user who has not chosen one (the language switch
+# sets the cookie below, kept for a year).
+BAEUM_STAFF_LANGUAGE = os.environ.get("BAEUM_STAFF_LANGUAGE", "ko")
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 TIME_ZONE = "Asia/Seoul"
 USE_I18N = True
 USE_TZ = True
+
+# Staff sign in at /staff/ with their own accounts; a session lasts a working day.
+LOGIN_URL = "staff:login"
+LOGIN_REDIRECT_URL = "staff:home"
+BAEUM_STAFF_SESSION_SECONDS = env_int("BAEUM_STAFF_SESSION_SECONDS", 8 * 3600)
+SESSION_COOKIE_AGE = BAEUM_STAFF_SESSION_SECONDS
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("BAEUM_SESSION_EXPIRE_AT_BROWSER_CLOSE")
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -210,6 +230,7 @@ BAEUM_MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 REST_FRAMEWORK = {

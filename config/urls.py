@@ -8,6 +8,7 @@ from api.errors import api_not_found
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/v1/docs/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("staff/", include("staff.urls")),
     path("api/v1/", include("api.urls")),
     path("api-auth/", include("rest_framework.urls")),
     # JSON, never Django's HTML 404 page, anywhere under /api/ (even with DEBUG on).

@@ -1,0 +1,271 @@
+"""Forms of the staff pages: they check the input; the services decide."""
+
+import datetime
+import re
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from benefits.models import Application, Round
+from core.districts import SEOUL_DISTRICTS
+from eligibility.models import RegistryKind
+from payments.models import DisbursementBatch, Payment
+from payments.selectors import AUDIT_FLAGS
+from staff import labels
+from staff.access import staff_roles
+
+PAGE_SIZES = (25, 50, 100)
+
+
+class StaffAuthenticationForm(AuthenticationForm):
+    """Sign in with one's own account; only staff roles may enter."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "not_staff": _(
+            "This account cannot use the staff workbench. Citizens and providers use their "
+            "own services."
+        ),
+    }
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if not staff_roles(user):
+            raise ValidationError(self.error_messages["not_staff"], code="not_staff")
+
+
+def _choices(table: dict, values) -> list[tuple[str, str]]:
+    return [(value, labels.label(table, value)) for value in values]
+
+
+def district_choices() -> list[tuple[str, str]]:
+    return [(code, d.name_ko) for code, d in SEOUL_DISTRICTS.items()]
+
+
+class RoundChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Round) -> str:
+        return f"#{obj.pk} {obj.name} ({labels.label(labels.ROUND_STATUS, obj.status)})"
+
+
+ALL_STATES = "all"
+# RRN prefix as staff see it in a masked RRN: birth date, optionally the 7th digit.
+RRN_PREFIX = re.compile(r"(\d{2})(\d{2})(\d{2})(?:-?(\d))?")
+# A whole RRN must never travel in a URL (the queue's filters are a GET form).
+WHOLE_RRN = re.compile(r"\d{6}\s*-?\s*\d{7}")
+
+
+class QueueFilterForm(forms.Form):
+    round = RoundChoiceField(
+        queryset=Round.objects.order_by("-applications_open_at", "-id"),
+        required=False,
+        empty_label=_("All rounds"),
+        label=_("Round"),
+    )
+    status = forms.ChoiceField(required=False, label=_("State"))
+    district = forms.ChoiceField(required=False, label=_("District"))
+    flag = forms.ChoiceField(required=False, label=_("Flag"))
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        label=_("Name or application no."),
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    rrn = forms.CharField(
+        required=False,
+        max_length=8,
+        label=_("RRN (birth date-digit)"),
+        help_text=_("As shown masked: 900101 or 900101-1."),
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "900101-1",
+                "autocomplete": "off",
+                "inputmode": "numeric",
+                "maxlength": "8",
+            }
+        ),
+    )
+    per_page = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        choices=[(n, n) for n in PAGE_SIZES],
+        empty_value=50,
+        initial=50,
+        label=_("Per page"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        statuses = [s for s in Application.Status.values if s != Application.Status.DRAFT]
+        self.fields["status"].choices = [
+            ("", _("Under review (default)")),
+            (ALL_STATES, _("All states")),
+            *_choices(labels.STATUS, statuses),
+        ]
+        self.fields["district"].choices = [("", _("All districts")), *district_choices()]
+        self.fields["flag"].choices = [
+            ("", _("Any flag")),
+            *_choices(labels.REVIEW_FLAG, labels.REVIEW_FLAG),
+        ]
+
+    def clean_q(self):
+        q = self.cleaned_data["q"].strip()
+        if WHOLE_RRN.search(q):
+            raise ValidationError(
+                _("Search by the masked part only (birth date and the next digit)."),
+                code="whole_rrn",
+            )
+        return q
+
+    def clean_rrn(self):
+        value = self.cleaned_data["rrn"].strip()
+        if not value:
+            return []
+        match = RRN_PREFIX.fullmatch(value)
+        if not match:
+            raise ValidationError(_("Enter 6 digits, or 6 digits, a hyphen and one digit."))
+        yy, mm, dd, digit = match.groups()
+        if digit in ("9", "0"):
+            raise ValidationError(_("The 7th digit of an RRN is 1 to 8."))
+        # The 7th digit tells the century (1, 2, 5, 6: 1900s; 3, 4, 7, 8: 2000s). The gender
+        # it also tells is not stored in clear, so it does not narrow the search.
+        centuries = [1900, 2000] if digit is None else [1900 if digit in "1256" else 2000]
+        dates = []
+        for century in centuries:
+            try:
+                dates.append(datetime.date(century + int(yy), int(mm), int(dd)))
+            except ValueError:
+                continue
+        if not dates:
+            raise ValidationError(_("This is not a valid birth date."))
+        return dates
+
+    def filters(self) -> dict:
+        """The queue filters asked for; the default queue is what waits for a decision."""
+        data = self.cleaned_data if self.is_valid() else {}
+        status = data.get("status") or ""
+        searching = bool(data.get("q") or data.get("rrn"))
+        if status == ALL_STATES or (not status and searching):
+            status = ""
+        elif not status:
+            status = Application.Status.UNDER_REVIEW
+        return {
+            "round_id": data["round"].pk if data.get("round") else None,
+            "status": status,
+            "district": data.get("district") or "",
+            "flag": data.get("flag") or "",
+            "q": data.get("q") or "",
+            "birth_dates": data.get("rrn") or [],
+        }
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("A reason is required.")},
+    )
+
+
+class OptionalReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000, required=False, label=_("Note"), widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class BatchCreateForm(forms.Form):
+    round = RoundChoiceField(
+        queryset=Round.objects.filter(status__in=[Round.Status.SELECTED, Round.Status.DISBURSING])
+        .select_related("program")
+        .order_by("-applications_open_at", "-id"),
+        label=_("Round"),
+        empty_label=None,
+    )
+
+
+class SettlementCreateForm(forms.Form):
+    round = RoundChoiceField(
+        queryset=Round.objects.filter(program__code="VOUCHER")
+        .exclude(status__in=[Round.Status.DRAFT, Round.Status.CANCELLED])
+        .order_by("-applications_open_at", "-id"),
+        label=_("Voucher round"),
+        empty_label=None,
+    )
+    period_starts_on = forms.DateField(
+        label=_("Period from"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    period_ends_on = forms.DateField(
+        label=_("Period to"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class BatchFilterForm(forms.Form):
+    round = RoundChoiceField(
+        queryset=Round.objects.order_by("-applications_open_at", "-id"),
+        required=False,
+        empty_label=_("All rounds"),
+        label=_("Round"),
+    )
+    status = forms.ChoiceField(required=False, label=_("State"))
+    kind = forms.ChoiceField(required=False, label=_("Kind"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [
+            ("", _("All states")),
+            *_choices(labels.BATCH_STATUS, DisbursementBatch.Status.values),
+        ]
+        self.fields["kind"].choices = [
+            ("", _("All kinds")),
+            *_choices(labels.BATCH_KIND, DisbursementBatch.Kind.values),
+        ]
+
+
+class PaymentFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=100,
+        label=_("Reference, name or no."),
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )
+    status = forms.ChoiceField(required=False, label=_("Payment state"))
+    flag = forms.ChoiceField(required=False, label=_("Audit flag"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [
+            ("", _("All states")),
+            *_choices(labels.PAYMENT_STATUS, Payment.Status.values),
+        ]
+        self.fields["flag"].choices = [("", _("Any")), *_choices(labels.AUDIT_FLAG, AUDIT_FLAGS)]
+
+
+class ResultUploadForm(forms.Form):
+    file = forms.FileField(
+        label=_("Bank result file (CSV or pain.002)"),
+        allow_empty_file=True,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xml,text/csv,application/xml"}),
+    )
+
+    MAX_BYTES = 200 * 1024 * 1024
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError(_("A result file is at most 200 MB."))
+        return upload
+
+
+class RegistryImportForm(forms.Form):
+    kind = forms.ChoiceField(label=_("Registry"))
+    file = forms.FileField(
+        label=_("CSV file"),
+        allow_empty_file=True,
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = _choices(labels.REGISTRY, RegistryKind.values)

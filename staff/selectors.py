@@ -1,0 +1,155 @@
+"""Reads the staff pages need beyond the API's selectors, each in a fixed number of queries."""
+
+from django.db.models import Count, Q, QuerySet, Sum
+
+from benefits import selectors as benefit_selectors
+from benefits.models import Applicant, Application, Round
+from core.models import AuditEvent
+from eligibility.models import RegistryImportJob, RegistrySnapshot
+from payments import selectors as payment_selectors
+from payments.models import DisbursementBatch, Payment, reference_to_pk
+
+
+def _filtered(applications: QuerySet, filters: dict) -> QuerySet:
+    if filters.get("round_id"):
+        applications = applications.filter(round_id=filters["round_id"])
+    if filters.get("status"):
+        applications = applications.filter(status=filters["status"])
+    if filters.get("district"):
+        applications = applications.filter(applicant__district=filters["district"])
+    if filters.get("flag"):
+        applications = benefit_selectors.filter_by_review_flag(applications, filters["flag"])
+    q = (filters.get("q") or "").strip().lstrip("#")
+    if q.isdigit():
+        applications = applications.filter(pk=int(q)) if len(q) <= 18 else applications.none()
+    elif q:
+        applications = applications.filter(applicant__legal_name__icontains=q)
+    if filters.get("birth_dates"):
+        applications = applications.filter(applicant__birth_date__in=filters["birth_dates"])
+    return applications
+
+
+def review_queue(*, filters: dict) -> QuerySet[Application]:
+    """The review API's queue (oldest submission first) narrowed by the page's filters."""
+    return _filtered(benefit_selectors.application_list_for_reviewer(), filters)
+
+
+def next_in_queue(*, filters: dict, after: Application) -> int | None:
+    """The id of the application after `after` in the filtered queue, from the top if none."""
+    queue = _filtered(
+        Application.objects.exclude(status=Application.Status.DRAFT), filters
+    ).exclude(pk=after.pk)
+    ids = queue.order_by("submitted_at", "id").values_list("id", flat=True)
+    if after.submitted_at is not None:
+        later = ids.filter(
+            Q(submitted_at__gt=after.submitted_at)
+            | Q(submitted_at=after.submitted_at, id__gt=after.pk)
+        ).first()
+        if later is not None:
+            return later
+    return ids.first()
+
+
+def application_history(application: Application) -> QuerySet[AuditEvent]:
+    """The application's audit trail with its applicant's (an RRN revealed), oldest first."""
+    return (
+        AuditEvent.objects.filter(
+            Q(object_type=Application._meta.label_lower, object_id=str(application.pk))
+            | Q(object_type=Applicant._meta.label_lower, object_id=str(application.applicant_id))
+        )
+        .select_related("actor")
+        .order_by("at", "id")
+    )
+
+
+def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:
+    batches = payment_selectors.batch_list_for_finance()
+    if filters.get("round"):
+        batches = batches.filter(round=filters["round"])
+    if filters.get("status"):
+        batches = batches.filter(status=filters["status"])
+    if filters.get("kind"):
+        batches = batches.filter(kind=filters["kind"])
+    return batches
+
+
+def batch_payments(batch: DisbursementBatch, *, filters: dict) -> QuerySet[Payment]:
+    """The batch's payments with their audit flags, narrowed by state, flag and a search."""
+    payments = payment_selectors.payments_with_flags(batch).select_related("provider")
+    if filters.get("status"):
+        payments = payments.filter(status=filters["status"])
+    if filters.get("flag"):
+        payments = payments.filter(**{filters["flag"]: True})
+    q = (filters.get("q") or "").strip()
+    if q:
+        pk = reference_to_pk(q.upper())
+        digits = q.lstrip("#")
+        if pk is not None:
+            payments = payments.filter(pk=pk)
+        elif digits.isdigit() and len(digits) <= 18:
+            payments = payments.filter(Q(pk=int(digits)) | Q(application_id=int(digits)))
+        else:
+            payments = payments.filter(
+                Q(application__applicant__legal_name__icontains=q)
+                | Q(provider__name__icontains=q)
+                | Q(account_holder__icontains=q)
+            )
+    return payments
+
+
+def batch_audit_page(batch: DisbursementBatch) -> QuerySet[Payment]:
+    """Pending payments carrying at least one pre-release audit flag."""
+    return payment_selectors.batch_audit(batch).select_related("provider")
+
+
+def batch_result_imports(batch: DisbursementBatch):
+    return batch.result_imports.select_related("imported_by").order_by("-created_at", "-id")
+
+
+def round_list() -> QuerySet[Round]:
+    """Rounds with their number of applications past the draft stage, in one query."""
+    return (
+        Round.objects.select_related("program")
+        .annotate(
+            n_applications=Count("applications", filter=~Q(applications__status="draft")),
+            n_selected=Count("applications", filter=Q(applications__status="selected")),
+        )
+        .order_by("-applications_open_at", "-id")
+    )
+
+
+def round_status_counts(round_: Round) -> dict[str, int]:
+    rows = (
+        Application.objects.filter(round=round_)
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+        .order_by()
+    )
+    counts = dict.fromkeys(Application.Status.values, 0)
+    counts.update(dict(rows))
+    return counts
+
+
+def round_voucher_summary(round_: Round) -> dict:
+    """How many vouchers a voucher round issued, and what its top-ups granted."""
+    from payments.models import VoucherAccount, VoucherEntry
+
+    return {
+        "accounts": VoucherAccount.objects.filter(round=round_).count(),
+        **VoucherEntry.objects.filter(account__round=round_, kind="top_up").aggregate(
+            top_ups=Count("id"), top_up_total=Sum("amount")
+        ),
+    }
+
+
+def registry_jobs() -> QuerySet[RegistryImportJob]:
+    return RegistryImportJob.objects.select_related("created_by", "snapshot").order_by(
+        "-created_at", "-id"
+    )
+
+
+def active_snapshots() -> dict[str, RegistrySnapshot]:
+    return {
+        s.kind: s for s in RegistrySnapshot.objects.filter(status=RegistrySnapshot.Status.ACTIVE)
+    }

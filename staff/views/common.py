@@ -1,0 +1,40 @@
+"""What every staff view shares: pagination and redirects that keep the list's filters."""
+
+from urllib.parse import urlencode
+
+from django.core.paginator import Paginator
+from django.shortcuts import redirect
+from django.urls import reverse
+
+from staff.forms import PAGE_SIZES
+
+DEFAULT_PAGE_SIZE = 50
+
+
+def page_size(request) -> int:
+    try:
+        size = int(request.GET.get("per_page", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
+
+
+def paginate(request, queryset, *, param: str = "page", size: int | None = None):
+    """One page of an ordered queryset: a COUNT and the page's rows, whatever its size."""
+    return Paginator(queryset, size or page_size(request)).get_page(request.GET.get(param))
+
+
+def querystring_without(request, *names: str) -> str:
+    params = request.GET.copy()
+    for name in names:
+        params.pop(name, None)
+    return params.urlencode()
+
+
+def redirect_with_query(url_name: str, *args, query: str = "") -> object:
+    url = reverse(url_name, args=args)
+    return redirect(f"{url}?{query}" if query else url)
+
+
+def encode(params: dict) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})

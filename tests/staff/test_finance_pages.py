@@ -1,0 +1,266 @@
+"""Finance's pages through the Django test client: batches from creation to reconciliation,
+maker–checker, the pre-release audit, and every refusal shown as a message."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from benefits.models import Round
+from core.models import AuditEvent
+from core.roles import Role
+from payments.models import BankFile, DisbursementBatch, Payment
+from tests.factories import ApplicantFactory, RoundFactory, UserFactory, approved_applications
+from tests.staff.conftest import query_count
+
+pytestmark = pytest.mark.django_db
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+@pytest.fixture
+def finance1(web):
+    return web(Role.FINANCE)
+
+
+@pytest.fixture
+def finance2(web):
+    return web(Role.FINANCE)
+
+
+@pytest.fixture
+def selected_round(db):
+    """A selected round of five recipients with bank accounts."""
+    from benefits.selection import round_select
+
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=5)
+    approved_applications(round_, 5)
+    round_select(round_=round_, actor=UserFactory(role=Role.PROGRAM_MANAGER))
+    round_.refresh_from_db()
+    return round_
+
+
+@pytest.fixture(autouse=True)
+def _run_after_commit(django_capture_on_commit_callbacks, monkeypatch):
+    """Build batches as the eager worker does after the commit (the test never commits)."""
+    global _capture
+    _capture = django_capture_on_commit_callbacks
+
+
+_capture = None
+
+
+def make_batch(client, round_) -> DisbursementBatch:
+    with _capture(execute=True):
+        response = client.post("/staff/batches/new/", {"round": round_.pk})
+    assert response.status_code == 302, response
+    return DisbursementBatch.objects.get(round=round_, status="draft")
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (Role.FINANCE, 200),
+        (Role.AUDITOR, 200),
+        (Role.CASEWORKER, 403),
+        (Role.PROGRAM_MANAGER, 403),
+        (Role.CITIZEN, 403),
+    ],
+)
+def test_batch_pages_by_role(web, finance1, selected_round, role, expected):
+    batch = make_batch(finance1, selected_round)
+    client = web(role)
+    assert client.get("/staff/batches/").status_code == expected
+    assert client.get(f"/staff/batches/{batch.pk}/").status_code == expected
+
+
+def test_anonymous_goes_to_login():
+    assert Client().get("/staff/batches/").status_code == 302
+
+
+def test_whole_flow_maker_checker_download_disburse_and_reconcile(
+    finance1, finance2, selected_round
+):
+    batch = make_batch(finance1, selected_round)
+    page = finance1.get(f"/staff/batches/{batch.pk}/")
+    assert page.context["totals"]["payments_count"] == 5
+    assert "5,000,000원" in page.content.decode()
+
+    finance1.post(f"/staff/batches/{batch.pk}/submit/")
+    batch.refresh_from_db()
+    assert batch.status == "pending_approval"
+
+    # The preparer sees why they cannot approve, and a direct POST is refused with it.
+    page = finance1.get(f"/staff/batches/{batch.pk}/").content.decode()
+    assert "다른 재무 담당자가 승인해야 합니다" in page
+    refused = finance1.post(f"/staff/batches/{batch.pk}/approve/", follow=True)
+    assert any("다른 재무 담당자가 승인해야" in m for m in messages_of(refused))
+    batch.refresh_from_db()
+    assert batch.status == "pending_approval"
+
+    # Marking sent before the file left Baeum is refused.
+    finance2.post(f"/staff/batches/{batch.pk}/approve/", {"reason": "확인"})
+    batch.refresh_from_db()
+    assert batch.status == "approved" and batch.approved_by == finance2.user
+    early = finance2.post(f"/staff/batches/{batch.pk}/disburse/", follow=True)
+    assert any("은행 파일을 먼저 내려받아" in m for m in messages_of(early))
+
+    download = finance2.get(f"/staff/batches/{batch.pk}/export/csv/")
+    assert download.status_code == 200
+    assert download["Content-Disposition"] == f'attachment; filename="baeum-batch-{batch.pk}.csv"'
+    content = b"".join(download.streaming_content).decode()
+    assert content.startswith("reference,bank_code,account_number")
+    bank_file = BankFile.objects.get(batch=batch, format="csv")
+    assert bank_file.downloaded_by == finance2.user
+    assert AuditEvent.objects.filter(action="batch.file_downloaded", actor=finance2.user).exists()
+
+    finance2.post(f"/staff/batches/{batch.pk}/disburse/")
+    batch.refresh_from_db()
+    assert batch.status == "sent"
+
+    references = [line.split(",")[0] for line in content.splitlines()[1:]]
+    result = "reference,result,reason\n" + "".join(
+        f"{ref},{'failed' if i == 0 else 'paid'},{'계좌 없음' if i == 0 else ''}\n"
+        for i, ref in enumerate(references)
+    )
+    response = finance2.post(
+        f"/staff/batches/{batch.pk}/results/",
+        {"file": SimpleUploadedFile("result.csv", result.encode())},
+        follow=True,
+    )
+    assert any("지급 완료 4건" in m for m in messages_of(response))
+    batch.refresh_from_db()
+    assert batch.status == "reconciled"
+    assert "대사 완료" in response.content.decode()
+
+
+def test_a_rejected_result_file_lists_its_lines_and_changes_nothing(
+    finance1, finance2, selected_round
+):
+    batch = make_batch(finance1, selected_round)
+    finance1.post(f"/staff/batches/{batch.pk}/submit/")
+    finance2.post(f"/staff/batches/{batch.pk}/approve/")
+    finance2.get(f"/staff/batches/{batch.pk}/export/pain001/")
+    finance2.post(f"/staff/batches/{batch.pk}/disburse/")
+    bad = b"reference,result,reason\nNOT-OURS,paid,\n"
+    response = finance2.post(
+        f"/staff/batches/{batch.pk}/results/",
+        {"file": SimpleUploadedFile("r.csv", bad)},
+        follow=True,
+    )
+    shown = messages_of(response)
+    assert any("결과 파일이 거부되어" in m for m in shown)
+    assert any("Line 2" in m for m in shown)
+    assert Payment.objects.filter(batch=batch, status="sent").count() == 5
+    missing = finance2.post(f"/staff/batches/{batch.pk}/results/", {}, follow=True)
+    assert missing.status_code == 200 and messages_of(missing)
+
+
+def test_pre_release_audit_flags_and_hold_out_before_approval_only(
+    finance1, finance2, selected_round
+):
+    # Two recipients share one account: both are flagged.
+    payments = list(selected_round.applications.select_related("applicant")[:2])
+    shared = payments[0].applicant
+    ApplicantFactory._meta.model.objects.filter(pk=payments[1].applicant_id).update(
+        account_fingerprint=shared.account_fingerprint
+    )
+    batch = make_batch(finance1, selected_round)
+    page = finance1.get(f"/staff/batches/{batch.pk}/")
+    assert page.context["audit_summary"]["shared_account"] == 2
+    flagged = [p.pk for p in page.context["audit"]]
+    assert len(flagged) == 2
+    assert "한 계좌로 여러 명 지급" in page.content.decode()
+
+    no_reason = finance1.post(f"/staff/batches/{batch.pk}/payments/{flagged[0]}/hold/", follow=True)
+    assert any("사유" in m for m in messages_of(no_reason))
+    finance1.post(f"/staff/batches/{batch.pk}/payments/{flagged[0]}/hold/", {"reason": "계좌 확인"})
+    held = Payment.objects.get(pk=flagged[0])
+    assert held.status == "cancelled" and held.hold_reason == "계좌 확인"
+    twice = finance1.post(
+        f"/staff/batches/{batch.pk}/payments/{flagged[0]}/hold/", {"reason": "다시"}, follow=True
+    )
+    assert any("이미 처리되었을 수 있습니다" in m for m in messages_of(twice))
+
+    finance1.post(f"/staff/batches/{batch.pk}/submit/")
+    finance2.post(f"/staff/batches/{batch.pk}/approve/")
+    page = finance2.get(f"/staff/batches/{batch.pk}/")
+    assert page.context["audit"] is None and not page.context["can_hold"]
+    late = finance2.post(
+        f"/staff/batches/{batch.pk}/payments/{flagged[1]}/hold/", {"reason": "늦음"}, follow=True
+    )
+    assert messages_of(late)
+    assert Payment.objects.get(pk=flagged[1]).status == "pending"
+
+
+def test_cancel_needs_a_reason_and_only_before_sending(finance1, selected_round):
+    batch = make_batch(finance1, selected_round)
+    finance1.post(f"/staff/batches/{batch.pk}/cancel/")
+    batch.refresh_from_db()
+    assert batch.status == "draft"
+    finance1.post(f"/staff/batches/{batch.pk}/cancel/", {"reason": "금액 재확인"})
+    batch.refresh_from_db()
+    assert batch.status == "cancelled"
+    again = finance1.post(f"/staff/batches/{batch.pk}/cancel/", {"reason": "x"}, follow=True)
+    assert again.status_code == 200 and messages_of(again)
+
+
+def test_a_round_not_selected_is_refused_with_a_message(finance1):
+    round_ = RoundFactory(status=Round.Status.CLOSED)
+    response = finance1.post("/staff/batches/new/", {"round": round_.pk}, follow=True)
+    assert response.status_code == 200
+    assert messages_of(response)
+    assert not DisbursementBatch.objects.exists()
+
+
+def test_settlement_needs_a_voucher_round_and_an_ordered_period(finance1, selected_round):
+    response = finance1.post(
+        "/staff/batches/new-settlement/",
+        {
+            "round": selected_round.pk,
+            "period_starts_on": "2026-02-01",
+            "period_ends_on": "2026-01-01",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200 and messages_of(response)
+    assert not DisbursementBatch.objects.exists()
+
+
+def test_auditor_reads_batches_but_changes_nothing(web, finance1, selected_round):
+    batch = make_batch(finance1, selected_round)
+    auditor = web(Role.AUDITOR)
+    page = auditor.get(f"/staff/batches/{batch.pk}/").content.decode()
+    assert "/submit/" not in page and "/hold/" not in page
+    assert auditor.post(f"/staff/batches/{batch.pk}/submit/").status_code == 403
+    assert auditor.post("/staff/batches/new/", {"round": selected_round.pk}).status_code == 403
+    assert auditor.get(f"/staff/batches/{batch.pk}/export/csv/").status_code == 403
+    batch.refresh_from_db()
+    assert batch.status == "draft"
+
+
+def test_batch_post_needs_the_csrf_token(finance1, selected_round):
+    batch = make_batch(finance1, selected_round)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(finance1.user)
+    assert strict.post(f"/staff/batches/{batch.pk}/submit/").status_code == 403
+
+
+def test_list_and_batch_pages_run_a_fixed_number_of_queries(finance1):
+    from benefits.selection import round_select
+
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=60)
+    approved_applications(round_, 60)
+    round_select(round_=round_, actor=UserFactory(role=Role.PROGRAM_MANAGER))
+    batch = make_batch(finance1, round_)
+    for _ in range(30):
+        DisbursementBatch.objects.create(
+            round=round_, prepared_by=finance1.user, build_status="ready", status="cancelled"
+        )
+    listed = [query_count(finance1, "/staff/batches/", {"per_page": n}) for n in (25, 100)]
+    assert listed[0] == listed[1] <= 12
+    shown = [
+        query_count(finance1, f"/staff/batches/{batch.pk}/", {"per_page": n}) for n in (25, 50)
+    ]
+    assert shown[0] == shown[1] <= 22
