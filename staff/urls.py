@@ -60,4 +60,5 @@ urlpatterns = [
     ),
     # Everyone on staff
     path("reports/", reports.report_list, name="report_list"),
+    path("reports/<id:pk>/", reports.report_detail, name="report"),
 ]

@@ -1,5 +1,7 @@
 """Filters of the staff pages: won amounts, Seoul times, state badges and evidence."""
 
+import datetime
+
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
@@ -48,6 +50,15 @@ def seoul(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
         value = timezone.localtime(value)
         return value.strftime(fmt)
     return value.strftime("%Y-%m-%d")
+
+
+@register.filter
+def iso_seoul(value: str) -> str:
+    """An ISO 8601 time (as the report gives it) shown like every other time here."""
+    try:
+        return seoul(datetime.datetime.fromisoformat(value))
+    except (TypeError, ValueError):
+        return value or "–"
 
 
 def _badge(text: str, tone: str) -> str:

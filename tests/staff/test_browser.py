@@ -7,6 +7,7 @@ English). Select them with `-m browser`; they skip where /usr/bin/chromium is mi
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,28 @@ def test_finance_maker_checker_download_disburse_and_reconcile(open_page, tmp_pa
     batch.refresh_from_db()
     assert batch.status == DisbursementBatch.Status.RECONCILED
     assert os.path.getsize(saved) > 0
+
+
+def test_manager_report_shows_every_district_and_the_chart(open_page):
+    from core.districts import SEOUL_DISTRICTS
+
+    manager = UserFactory(username="manager", role=Role.PROGRAM_MANAGER)
+    round_ = RoundFactory(name="평생학습 바우처 2026년 1차", capacity=30)
+    for n, code in enumerate(["11710", "11710", "11710", "11350", "11440"]):
+        approved(round_, 1, applicant=ApplicantFactory(district=code, legal_name=f"신청{n}"))
+
+    page = open_page(f"/staff/reports/{round_.pk}/")
+    sign_in(page, manager.username)
+    expect(page.get_by_role("heading", name=re.compile("회차 보고서"))).to_be_visible()
+    districts = page.get_by_role("table", name="서울시 25개 자치구")
+    expect(districts.get_by_role("rowheader")).to_have_count(25)
+    for district in SEOUL_DISTRICTS.values():
+        expect(
+            districts.get_by_role("rowheader", name=district.name_ko, exact=True)
+        ).to_be_visible()
+    chart = page.get_by_role("img", name="25개 자치구별 신청과 선정 그래프")
+    expect(chart).to_be_visible()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=chart.element_handle()
+    )
+    shot(page, "07-manager-report-ko")

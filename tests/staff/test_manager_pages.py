@@ -171,3 +171,53 @@ def test_each_action_is_audited_with_the_user(web):
     client = web(Role.PROGRAM_MANAGER)
     client.post(f"/staff/rounds/{round_.pk}/open/")
     assert AuditEvent.objects.filter(action="round.open", actor=client.user).exists()
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (Role.CASEWORKER, 200),
+        (Role.PROGRAM_MANAGER, 200),
+        (Role.FINANCE, 200),
+        (Role.AUDITOR, 200),
+        (Role.CITIZEN, 403),
+        (Role.PROVIDER, 403),
+    ],
+)
+def test_round_report_page_by_role(web, role, expected):
+    round_ = RoundFactory()
+    assert web(role).get(f"/staff/reports/{round_.pk}/").status_code == expected
+
+
+def test_round_report_page_shows_the_report_numbers_for_all_25_districts(web):
+    from benefits import reports
+    from core.districts import SEOUL_DISTRICTS
+
+    round_ = RoundFactory()
+    approved_applications(round_, 3)
+    client = web(Role.PROGRAM_MANAGER)
+    response = client.get(f"/staff/reports/{round_.pk}/")
+    page = response.content.decode()
+    expected = reports.round_report(round_=round_)
+    assert [r["district"] for r in response.context["districts"]] == list(SEOUL_DISTRICTS)
+    assert [r["applications"] for r in response.context["districts"]] == [
+        r["applications"] for r in expected["districts"]
+    ]
+    for district in SEOUL_DISTRICTS.values():
+        assert f'<th scope="row">{district.name_ko}</th>' in page
+    assert f'src="/api/v1/reports/rounds/{round_.pk}/chart.svg"' in page
+    assert "100.0%" in page  # the approval rate: three approved of three decided
+    chart = client.get(f"/api/v1/reports/rounds/{round_.pk}/chart.svg")
+    assert chart.status_code == 200 and chart["Content-Type"] == "image/svg+xml"
+
+
+def test_round_report_page_runs_a_fixed_number_of_queries(web):
+    from tests.staff.conftest import query_count
+
+    small, large = RoundFactory(), RoundFactory()
+    approved_applications(small, 1)
+    approved_applications(large, 12)
+    client = web(Role.AUDITOR)
+    assert query_count(client, f"/staff/reports/{small.pk}/") == query_count(
+        client, f"/staff/reports/{large.pk}/"
+    )
