@@ -147,6 +147,9 @@ class RoundSerializer(serializers.ModelSerializer):
             "duplicate_policy",
             "auto_decisions",
             "selection_seed",
+            "voucher_expires_on",
+            "top_up_amount",
+            "top_up_share",
             "accepting_applications",
         ]
         read_only_fields = fields
@@ -155,6 +158,17 @@ class RoundSerializer(serializers.ModelSerializer):
         from benefits.services import round_accepts_applications
 
         return round_accepts_applications(obj)
+
+
+class RoundMoneySerializer(StrictSerializer):
+    """A change of a round's money settings; amount and capacity only while it is a draft."""
+
+    budget = serializers.IntegerField(min_value=1, max_value=10**13, required=False)
+    amount = serializers.IntegerField(min_value=1, max_value=10**10, required=False)
+    capacity = serializers.IntegerField(min_value=1, max_value=10**7, required=False)
+    top_up_amount = serializers.IntegerField(min_value=0, max_value=10**10, required=False)
+    top_up_share = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    reason = serializers.CharField(max_length=2000)
 
 
 class SelectionSummarySerializer(serializers.Serializer):
@@ -180,7 +194,8 @@ class LedgerSerializer(serializers.Serializer):
     in_batches = serializers.IntegerField()
     paid = serializers.IntegerField()
     failed = serializers.IntegerField()
-    returned = serializers.IntegerField()
+    top_ups = serializers.IntegerField(help_text="voucher top-ups granted (committed)")
+    returned = serializers.IntegerField(help_text="unspent voucher balances that lapsed")
     available = serializers.IntegerField()
 
 

@@ -413,6 +413,7 @@ class Notification(models.Model):
         WAITLISTED = "waitlisted"
         PAID = "paid"
         PAYMENT_FAILED = "payment_failed"
+        TOP_UP_GRANTED = "top_up_granted"
 
     class Status(models.TextChoices):
         PENDING = "pending"

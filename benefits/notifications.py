@@ -53,6 +53,11 @@ MESSAGES = {
         "신청서 #{id}의 지원금을 이체하지 못했습니다 ({reason}). 계좌 정보를 확인해 주세요.\n"
         "The payment for application #{id} failed ({reason}). Please check your bank account.",
     ),
+    Notification.Kind.TOP_UP_GRANTED: (
+        "바우처 추가 지원 / Voucher top-up granted",
+        "신청서 #{id}의 바우처에 우수 이용자 추가 지원금이 충전되었습니다.\n"
+        "An excellent-user top-up was added to the voucher of application #{id}.",
+    ),
 }
 
 

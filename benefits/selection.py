@@ -75,9 +75,11 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
     candidates.sort(key=lambda a: (a.priority_tier, a.lottery_key, a.pk))
 
     seats = max(round_.capacity - _seats_taken(round_), 0)
-    # Money check as well as seats: selection never commits more than the budget.
-    committed = (round_.capacity - seats) * round_.amount
-    seats = min(seats, max(round_.budget - committed, 0) // round_.amount)
+    # Money as well as seats: selection never commits more than what the budget has left
+    # (what selected recipients, payments and top-ups hold already is counted there).
+    from payments.selectors import round_budget_ledger
+
+    seats = min(seats, max(round_budget_ledger(round_).available, 0) // round_.amount)
 
     changed: list[Application] = []
     events: list[AuditEvent] = []
@@ -86,7 +88,10 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
     for position, application in enumerate(candidates):
         from_app_state = application.status
         if position < seats:
-            (application.select if from_app_state == "approved" else application.promote)()
+            if from_app_state == Application.Status.APPROVED:
+                application.select()
+            else:
+                application.promote()
             application.selected_at = now
             selected_ids.append(application.pk)
         elif from_app_state == Application.Status.APPROVED:

@@ -368,9 +368,13 @@ def _finish(job, snapshot, *, read: int, rejected: int, errors: list, sha256: st
             _discard(snapshot.pk)
             status = RegistryImportJob.Status.FAILED
         else:
-            active = RegistrySnapshot.objects.filter(kind=job.kind, status="active")
+            active = RegistrySnapshot.objects.filter(
+                kind=job.kind, status=RegistrySnapshot.Status.ACTIVE
+            )
             previous = list(active.select_for_update().order_by("pk").values_list("pk", flat=True))
-            RegistrySnapshot.objects.filter(pk__in=previous).update(status="superseded")
+            RegistrySnapshot.objects.filter(pk__in=previous).update(
+                status=RegistrySnapshot.Status.SUPERSEDED
+            )
             RegistrySnapshot.objects.filter(pk=snapshot.pk).update(
                 status=RegistrySnapshot.Status.ACTIVE,
                 activated_at=now,

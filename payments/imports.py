@@ -136,7 +136,9 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data: bytes) -> Bank
                 result_import=record,
             )
     # A provider's failed settlement frees its redemptions for the next settlement.
-    _release_settled_entries(Payment.objects.filter(result_import=record, status="failed"))
+    _release_settled_entries(
+        Payment.objects.filter(result_import=record, status=Payment.Status.FAILED)
+    )
     record.summary = {
         "lines": len(lines),
         "paid": paid,

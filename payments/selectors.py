@@ -8,14 +8,19 @@ from django.shortcuts import get_object_or_404
 
 from benefits.models import Applicant, Application, Round
 from payments.models import DisbursementBatch, Payment
-from payments.vouchers import voucher_returned_to_round
+from payments.vouchers import voucher_round_totals
 
 AUDIT_FLAGS = ("shared_account", "account_changed", "amount_anomaly", "application_changed")
 
 
 @dataclass(frozen=True)
 class BudgetLedger:
-    """Where a round's money stands. committed = awaiting_batch + in_batches + paid + failed."""
+    """Where a round's money stands.
+
+    committed = awaiting_batch + in_batches + paid + failed + top_ups: every won promised
+    to someone. returned is what lapsed vouchers gave back, and available what is left:
+    budget - committed + returned.
+    """
 
     budget: int
     committed: int
@@ -23,6 +28,7 @@ class BudgetLedger:
     in_batches: int
     paid: int
     failed: int
+    top_ups: int
     returned: int
     available: int
 
@@ -31,7 +37,7 @@ class BudgetLedger:
 
 
 def round_budget_ledger(round_: Round) -> BudgetLedger:
-    """The round's ledger, read from the payments themselves so it cannot drift from them."""
+    """The round's ledger, read from the payments and vouchers themselves so it cannot drift."""
     by_status = dict(
         Payment.objects.filter(round=round_, application__isnull=False)
         .values_list("status")
@@ -51,8 +57,8 @@ def round_budget_ledger(round_: Round) -> BudgetLedger:
     paid = by_status.get(Payment.Status.PAID, 0)
     failed = by_status.get(Payment.Status.FAILED, 0)
     awaiting_batch = awaiting * round_.amount
-    committed = awaiting_batch + in_batches + paid + failed
-    returned = voucher_returned_to_round(round_.pk)  # lapsed voucher balances
+    top_ups, returned = voucher_round_totals(round_.pk)
+    committed = awaiting_batch + in_batches + paid + failed + top_ups
     return BudgetLedger(
         budget=round_.budget,
         committed=committed,
@@ -60,6 +66,7 @@ def round_budget_ledger(round_: Round) -> BudgetLedger:
         in_batches=in_batches,
         paid=paid,
         failed=failed,
+        top_ups=top_ups,
         returned=returned,
         available=round_.budget - committed + returned,
     )
@@ -124,9 +131,21 @@ def _flag_expressions(batch: DisbursementBatch) -> dict:
         .exclude(pk=OuterRef("pk"))
         .exclude(status=Payment.Status.CANCELLED)
     )
+    # Outside this batch: another applicant who gives this account now, or another
+    # applicant's payment to it, made or on its way (an earlier batch, another round).
     same_account_elsewhere = (
         Applicant.objects.filter(account_fingerprint=OuterRef("account_fingerprint"))
         .exclude(pk=OuterRef("application__applicant_id"))
+        .exclude(account_fingerprint="")
+    )
+    same_account_paid_elsewhere = (
+        Payment.objects.filter(
+            account_fingerprint=OuterRef("account_fingerprint"),
+            status__in=Payment.LIVE_STATES,
+            application__isnull=False,
+        )
+        .exclude(batch=batch)
+        .exclude(application__applicant_id=OuterRef("application__applicant_id"))
         .exclude(account_fingerprint="")
     )
     # Changed shortly before the batch, or since the payment copied it.
@@ -134,7 +153,11 @@ def _flag_expressions(batch: DisbursementBatch) -> dict:
         Q(account_changed_at__gte=since) | ~Q(account_fingerprint=OuterRef("account_fingerprint"))
     )
     return {
-        "shared_account": _flag(Exists(same_account_in_batch) | Exists(same_account_elsewhere)),
+        "shared_account": _flag(
+            Exists(same_account_in_batch)
+            | Exists(same_account_elsewhere)
+            | Exists(same_account_paid_elsewhere)
+        ),
         "account_changed": _flag(Exists(account_changed)),
         "amount_anomaly": _flag(Q(application__isnull=False) & ~Q(amount=F("round__amount"))),
         "application_changed": _flag(~Q(application__status=Application.Status.SELECTED)),

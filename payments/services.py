@@ -10,12 +10,13 @@ from django.db.models import Sum
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from benefits.models import Application, Notification, Round
+from benefits.models import Applicant, Application, Notification, Round
 from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.fsm import bulk_transition, require_transition
 from payments.models import DisbursementBatch, Payment, VoucherEntry
+from payments.selectors import round_budget_ledger
 from payments.vouchers import voucher_accounts_issue
 
 BUILD_CHUNK = 5000
@@ -38,19 +39,23 @@ def _require(bound_method, actor, *, action: str) -> None:
     require_transition(bound_method, actor, action=action)
 
 
-# NOT IN over this round's payments: PostgreSQL hashes the subquery once, whatever its
-# (possibly stale, during a build) statistics say, so the cost stays linear.
-PAYABLE_SQL = """
-    FROM benefits_application a
-    JOIN benefits_applicant p ON p.id = a.applicant_id
-    WHERE a.round_id = %(round)s AND a.status = 'selected' /*a*/ /*account*/
-      AND a.id NOT IN (
-        SELECT x.application_id FROM payments_payment x
-        WHERE x.round_id = %(round)s /*x*/ AND x.status IN ('pending', 'sent', 'paid'))
-      AND (a.id, p.account_fingerprint) NOT IN (
-        SELECT f.application_id, f.account_fingerprint FROM payments_payment f
-        WHERE f.round_id = %(round)s /*f*/ AND f.status = 'failed')
-"""
+def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {
+        "app": quote(Application._meta.db_table),
+        "person": quote(Applicant._meta.db_table),
+        "payment": quote(Payment._meta.db_table),
+    }
+
+
+def _status_params() -> dict[str, str]:
+    """The states the payable query names, bound by name: %(selected)s, %(live0)s…"""
+    return {
+        "selected": Application.Status.SELECTED,
+        "failed": Payment.Status.FAILED,
+        "pending": Payment.Status.PENDING,
+        **{f"live{i}": state for i, state in enumerate(Payment.LIVE_STATES)},
+    }
 
 
 def _payable_sql(*, bank: bool, ids: list[int] | None = None) -> str:
@@ -58,36 +63,52 @@ def _payable_sql(*, bank: bool, ids: list[int] | None = None) -> str:
 
     A failed payment is reissued only once the citizen has given another account: paying
     the same account again would fail again. A bank round needs an account to pay.
+    NOT IN over this round's payments: PostgreSQL hashes the subquery once, whatever its
+    (possibly stale, during a build) statistics say, so the cost stays linear.
     """
-    sql = PAYABLE_SQL.replace(
-        "/*account*/", "AND p.account_number <> '' AND p.bank_code <> ''" if bank else ""
-    )
+    t = _tables()
+    live = ", ".join(f"%(live{i})s" for i in range(len(Payment.LIVE_STATES)))
+    account = "AND p.account_number <> '' AND p.bank_code <> ''" if bank else ""
     # A chunk names its ids in every subquery too, so that the planner probes the index
     # for them rather than scanning every payment (whose statistics lag a growing batch).
     scope = ",".join(str(int(i)) for i in ids) if ids else None
-    for alias in ("a", "x", "f"):
-        column = "a.id" if alias == "a" else f"{alias}.application_id"
-        sql = sql.replace(f"/*{alias}*/", f"AND {column} IN ({scope})" if scope else "")
-    return sql
+
+    def only(column: str) -> str:
+        return f"AND {column} IN ({scope})" if scope else ""
+
+    # Quoted table names and integer ids only; every value is bound.
+    return f"""
+    FROM {t["app"]} a
+    JOIN {t["person"]} p ON p.id = a.applicant_id
+    WHERE a.round_id = %(round)s AND a.status = %(selected)s {only("a.id")} {account}
+      AND a.id NOT IN (
+        SELECT x.application_id FROM {t["payment"]} x
+        WHERE x.round_id = %(round)s {only("x.application_id")} AND x.status IN ({live}))
+      AND (a.id, p.account_fingerprint) NOT IN (
+        SELECT f.application_id, f.account_fingerprint FROM {t["payment"]} f
+        WHERE f.round_id = %(round)s {only("f.application_id")} AND f.status = %(failed)s)
+"""  # noqa: S608
 
 
 def _payable_count(round_: Round, *, bank: bool) -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*) {_payable_sql(bank=bank)}",
-            {"round": round_.pk},
+            {"round": round_.pk, **_status_params()},
         )
         return cursor.fetchone()[0]
 
 
-def _live_total(round_id: int) -> int:
-
-    return (
-        Payment.objects.filter(
-            round_id=round_id, status__in=Payment.LIVE_STATES, application__isnull=False
-        ).aggregate(total=Sum("amount"))["total"]
-        or 0
-    )
+def _require_within_budget(round_: Round, *, refused: str) -> None:
+    """Refuse when what the round has committed (payments, top-ups) exceeds its budget."""
+    ledger = round_budget_ledger(round_)
+    if ledger.available < 0:
+        raise Conflict(
+            f"{refused}: round #{round_.pk} has committed {ledger.committed:,} KRW against a "
+            f"budget of {ledger.budget:,} KRW (returned {ledger.returned:,} KRW).",
+            code="over_budget",
+            field="round",
+        )
 
 
 @transaction.atomic
@@ -105,6 +126,7 @@ def batch_create(*, round_: Round, actor) -> DisbursementBatch:
             code="round_not_selected",
             field="round",
         )
+    _require_within_budget(round_, refused="Nothing can be paid")
     bank = round_.program.code != "VOUCHER"
     expected = _payable_count(round_, bank=bank)
     if expected == 0:
@@ -160,28 +182,30 @@ def _build_chunk(batch_id: int, chunk_size: int) -> bool:
             return _build_finish(batch, round_)
         bank = round_.program.code != "VOUCHER"
         scope = ",".join(str(i) for i in ids)
+        payment_table = _tables()["payment"]
         with connection.cursor() as cursor:
             # ON CONFLICT: the one-live-payment index is the last word if anything raced us.
             cursor.execute(
                 f"""
-                INSERT INTO payments_payment (
+                INSERT INTO {payment_table} (
                     batch_id, round_id, application_id, amount, status, bank_code,
                     account_number, account_holder, account_fingerprint, reissue_of_id,
                     hold_reason, failure_reason, created_at)
-                SELECT %(batch)s, a.round_id, a.id, %(amount)s, 'pending', p.bank_code,
+                SELECT %(batch)s, a.round_id, a.id, %(amount)s, %(pending)s, p.bank_code,
                     p.account_number, p.account_holder, p.account_fingerprint,
-                    (SELECT MAX(r.id) FROM payments_payment r
+                    (SELECT MAX(r.id) FROM {payment_table} r
                      WHERE r.application_id = a.id AND r.application_id IN ({scope})
-                       AND r.status = 'failed'),
+                       AND r.status = %(failed)s),
                     '', '', %(now)s
                 {_payable_sql(bank=bank, ids=ids)}
                 ON CONFLICT DO NOTHING
-                """,  # noqa: S608 - constants and integer ids only
+                """,  # noqa: S608 - quoted names and integer ids only; values bound
                 {
                     "batch": batch.pk,
                     "amount": round_.amount,
                     "now": timezone.now(),
                     "round": round_id,
+                    **_status_params(),
                 },
             )
         # The failed attempts these payments replace are now reissued.
@@ -200,8 +224,10 @@ def _build_finish(batch: DisbursementBatch, round_: Round) -> bool:
     batch.save(update_fields=["build_status"])
     totals = {"payments": batch.payments.count(), "total": batch_total(batch)}
     audit_record(actor=None, obj=batch, action="batch.built", data=totals)
-    if _live_total(round_.pk) > round_.budget:
-        # Cannot happen while selection respects the budget; if it does, pay nothing.
+    if round_budget_ledger(round_).available < 0:
+        # Selection and top-ups respect the budget, and it is never lowered below what is
+        # committed (benefits.services.round_money_change); if it happens all the same, a
+        # batch that would carry the round over its budget pays nothing.
         bulk_transition(Payment.objects.filter(batch=batch), "cancel")
         batch.cancel()
         batch.cancelled_at = timezone.now()
@@ -296,8 +322,7 @@ def batch_approve(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbu
         raise MakerChecker(
             "You prepared this batch: another finance user must approve it.", field="approved_by"
         )
-    if _live_total(batch.round_id) > batch.round.budget:
-        raise Conflict("This batch would take the round over its budget.", code="over_budget")
+    _require_within_budget(batch.round, refused="This batch cannot be approved")
     batch = _transition(batch, actor, name="approve", reason=reason, total=batch_total(batch))
     if batch.pays_by_bank:
         from payments.tasks import bank_files_generate_task

@@ -14,7 +14,8 @@ from django.db.models import Exists, OuterRef, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from benefits.models import Round
+from benefits.models import Notification, Round
+from benefits.notifications import notification_enqueue_many
 from benefits.selection import lottery_key
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError
@@ -165,10 +166,14 @@ def voucher_redeem(
                 actor=actor,
             )
     except IntegrityError:
-        # The same key raced in from another request: its entry is the answer.
-        earlier = VoucherEntry.objects.filter(
-            provider=provider, idempotency_key=idempotency_key
-        ).first()
+        # The same key raced in from another request: its entry is the answer. Without a
+        # key, or when no entry holds it, the database refused this entry for another
+        # reason (the never-negative balance, say): that is an error, never a success.
+        earlier = (
+            VoucherEntry.objects.filter(provider=provider, idempotency_key=idempotency_key).first()
+            if idempotency_key
+            else None
+        )
         if earlier is None:
             raise
         return earlier
@@ -250,19 +255,20 @@ def vouchers_lapse(*, today: date | None = None, chunk_size: int = LAPSE_CHUNK) 
                 return lapsed
             scope = ",".join(str(int(i)) for i in ids)
             now = timezone.now()
+            entries = connection.ops.quote_name(VoucherEntry._meta.db_table)
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"""
-                    INSERT INTO payments_voucherentry (account_id, kind, amount, balance_after,
+                    INSERT INTO {entries} (account_id, kind, amount, balance_after,
                         course, completed, idempotency_key, at)
-                    SELECT e.account_id, 'lapse', -SUM(e.amount), 0, '', false, '', %s
-                    FROM payments_voucherentry e
+                    SELECT e.account_id, %s, -SUM(e.amount), 0, '', false, '', %s
+                    FROM {entries} e
                     WHERE e.account_id IN ({scope})
                     GROUP BY e.account_id
                     HAVING SUM(e.amount) > 0
                     ON CONFLICT DO NOTHING
-                    """,  # noqa: S608 - integer ids only
-                    [now],
+                    """,  # noqa: S608 - a quoted table name and integer ids only
+                    [VoucherEntry.Kind.LAPSE, now],
                 )
             VoucherAccount.objects.filter(pk__in=ids, lapsed_at__isnull=True).update(lapsed_at=now)
             lapsed += len(ids)
@@ -274,23 +280,28 @@ def voucher_top_up(*, round_: Round, actor) -> dict:
     """Grant the round's top-up to excellent users: balance spent, a course completed, no refund.
 
     At most the round's share of its recipients, ranked by the round's published lottery
-    (SHA-256 of "<seed>:<application id>"). Running it again grants nobody twice.
+    (SHA-256 of "<seed>:<application id>"). Running it again grants nobody twice. A top-up
+    is money committed from the round's budget: when what is left of the budget cannot
+    cover every top-up due, nothing is granted.
     """
+    from payments.selectors import round_budget_ledger
+
     if not actor.has_perm("benefits.manage_round"):
         raise PermissionDenied
     round_ = Round.objects.select_for_update().get(pk=round_.pk)
     if round_.top_up_amount <= 0 or round_.top_up_share <= 0:
         raise DomainError("This round has no top-up configured.", code="no_top_up")
+    Kind = VoucherEntry.Kind
     accounts = VoucherAccount.objects.filter(round=round_)
     limit = accounts.count() * round_.top_up_share // 100
-    already = VoucherEntry.objects.filter(account__round=round_, kind="top_up").count()
+    already = VoucherEntry.objects.filter(account__round=round_, kind=Kind.TOP_UP).count()
     entries = VoucherEntry.objects.filter(account=OuterRef("pk"))
     eligible = list(
         accounts.filter(lapsed_at__isnull=True, expires_on__gte=timezone.localdate())
         .annotate(balance=Sum("entries__amount"))
         .filter(balance=0)
-        .filter(Exists(entries.filter(kind="redemption", completed=True)))
-        .exclude(Exists(entries.filter(kind__in=["refund", "top_up"])))
+        .filter(Exists(entries.filter(kind=Kind.REDEMPTION, completed=True)))
+        .exclude(Exists(entries.filter(kind__in=[Kind.REFUND, Kind.TOP_UP])))
         .values_list("id", "application_id")
     )
     seed = round_.selection_seed or ""
@@ -304,23 +315,34 @@ def voucher_top_up(*, round_: Round, actor) -> dict:
         .annotate(total=Sum("amount"))
         .values_list("account", "total")
     )
-    granted = len(
-        VoucherEntry.objects.bulk_create(
-            [
-                VoucherEntry(
-                    account_id=account_id,
-                    kind=VoucherEntry.Kind.TOP_UP,
-                    amount=round_.top_up_amount,
-                    balance_after=round_.top_up_amount,
-                    actor=actor,
-                )
-                for account_id in chosen
-                if balances.get(account_id, 0) == 0
-            ]
+    granting = [account_id for account_id in chosen if balances.get(account_id, 0) == 0]
+    needed = len(granting) * round_.top_up_amount
+    available = round_budget_ledger(round_).available
+    if needed > available:
+        raise Conflict(
+            f"The top-up needs {needed:,} KRW for {len(granting)} recipients, but only "
+            f"{max(available, 0):,} KRW of the round's budget is left: nothing was granted.",
+            code="over_budget",
         )
+    VoucherEntry.objects.bulk_create(
+        VoucherEntry(
+            account_id=account_id,
+            kind=Kind.TOP_UP,
+            amount=round_.top_up_amount,
+            balance_after=round_.top_up_amount,
+            actor=actor,
+        )
+        for account_id in granting
     )
-    result = {"eligible": len(eligible), "granted": granted, "limit": limit}
-    audit_record(actor=actor, obj=round_, action="round.voucher_top_up", data=result)
+    result = {"eligible": len(eligible), "granted": len(granting), "limit": limit}
+    event = audit_record(actor=actor, obj=round_, action="round.voucher_top_up", data=result)
+    notification_enqueue_many(
+        rows=VoucherAccount.objects.filter(pk__in=granting),
+        kind=Notification.Kind.TOP_UP_GRANTED,
+        event_key=f"topup{event.pk}",
+        application_field="application_id",
+        user_field="applicant__user_id",
+    )
     return result
 
 
@@ -334,9 +356,13 @@ def voucher_for_citizen(applicant) -> VoucherAccount | None:
     )
 
 
-def voucher_returned_to_round(round_id: int) -> int:
-    """What lapsed vouchers gave back to a round's budget (a positive KRW amount)."""
-    total = VoucherEntry.objects.filter(account__round_id=round_id, kind="lapse").aggregate(
-        total=Sum("amount")
-    )["total"]
-    return -(total or 0)
+def voucher_round_totals(round_id: int) -> tuple[int, int]:
+    """What a round's vouchers were topped up with, and what lapsed back (positive KRW)."""
+    Kind = VoucherEntry.Kind
+    totals = dict(
+        VoucherEntry.objects.filter(account__round_id=round_id, kind__in=[Kind.TOP_UP, Kind.LAPSE])
+        .values_list("kind")
+        .annotate(total=Sum("amount"))
+        .values_list("kind", "total")
+    )
+    return totals.get(Kind.TOP_UP, 0), -totals.get(Kind.LAPSE, 0)

@@ -4,13 +4,16 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from rest_framework.response import Response
 
-from api.idempotency import idempotency_keys_purge
+from api.idempotency import _release, _store_response, idempotency_begin, idempotency_keys_purge
 from api.models import IdempotencyKey
 from api.tasks import idempotency_keys_purge_task
 from benefits.models import Application
 from tests.api.test_applications import TRAINING
+from tests.api.test_documents import PDF
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +144,57 @@ def test_purge_deletes_only_expired_keys(citizen, open_round):
     assert idempotency_keys_purge_task.delay().get() == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["fresh"]
     assert idempotency_keys_purge() == 0
+
+
+def test_a_key_reused_on_another_path_is_422(citizen, open_round):
+    created = post(citizen, open_round, "c").json()
+    submit = citizen.post(f"/api/v1/applications/{created['id']}/submit/", HTTP_IDEMPOTENCY_KEY="t")
+    assert submit.status_code == 200
+    withdraw = citizen.post(
+        f"/api/v1/applications/{created['id']}/withdraw/", HTTP_IDEMPOTENCY_KEY="t"
+    )
+    assert withdraw.status_code == 422
+    assert Application.objects.get(pk=created["id"]).status == Application.Status.SUBMITTED
+
+
+def test_a_retry_replays_the_users_own_response_never_another_users(
+    citizen, other_citizen, open_round
+):
+    mine = post(citizen, open_round, "pos-1")
+    theirs = post(other_citizen, open_round, "pos-1")
+    assert mine.json()["id"] != theirs.json()["id"]
+    again = post(other_citizen, open_round, "pos-1")
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json() == theirs.json()
+
+
+def test_the_same_key_with_another_file_is_422(citizen, open_round):
+    draft = Application.objects.get(pk=post(citizen, open_round, "c").json()["id"])
+    url = f"/api/v1/applications/{draft.pk}/documents/"
+
+    def send(content):
+        body = {"kind": "income_proof", "file": SimpleUploadedFile("proof.pdf", content)}
+        return citizen.post(url, body, format="multipart", HTTP_IDEMPOTENCY_KEY="doc-1")
+
+    assert send(PDF).status_code == 201
+    assert send(PDF).json() == send(PDF).json()
+    assert send(PDF + b"% another scan\n").status_code == 422
+    assert draft.documents.count() == 1
+
+
+def test_a_first_attempt_that_fails_late_never_erases_the_response_its_retry_stored(citizen):
+    user = citizen.applicant.user
+    first, replay = idempotency_begin(user=user, key="slow", fingerprint="f")
+    assert not replay
+    # The first attempt stalls past the stale limit; a retry takes the key over and finishes.
+    IdempotencyKey.objects.filter(pk=first.pk).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    retry, replay = idempotency_begin(user=user, key="slow", fingerprint="f")
+    assert not replay
+    _store_response(retry, Response({"id": 7}, status=201))
+    # Then the first attempt fails and lets its claim go: the retry's response stays.
+    _release(first)
+    record, replay = idempotency_begin(user=user, key="slow", fingerprint="f")
+    assert replay
+    assert (record.response_status, record.response_body) == (201, {"id": 7})

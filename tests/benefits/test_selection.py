@@ -116,3 +116,43 @@ def test_a_round_already_paying_stays_paying_when_late_approvals_are_selected(ma
     body = select(manager, paying)
     assert body["status"] == "disbursing"
     assert body["selection"]["selected"] == 1
+
+
+def test_a_second_run_never_fills_more_than_the_capacity_even_with_budget_to_spare(manager, db):
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=2, budget=10 * 1_000_000)
+    approved_applications(round_, 2, income_category=BASIC)
+    select(manager, round_)
+    late = approved_applications(round_, 2, income_category=BASIC)
+    body = select(manager, round_)
+    assert (body["selection"]["selected"], body["selection"]["waitlisted"]) == (0, 2)
+    assert all(statuses(round_)[a.pk] == "waitlisted" for a in late)
+
+
+def test_the_published_seed_stays_the_same_across_runs(manager, round_):
+    approved_applications(round_, 4, income_category=NONE)
+    seed = select(manager, round_)["selection_seed"]
+    approved_applications(round_, 1, income_category=NONE)
+    assert select(manager, round_)["selection_seed"] == seed
+    assert Round.objects.get(pk=round_.pk).selection_seed == seed
+
+
+def test_a_withdrawal_promotes_nobody_while_the_round_is_still_full(manager, db):
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=2)
+    approved_applications(round_, 2, income_category=BASIC)
+    waiting = approved_applications(round_, 1, income_category=NONE)[0]
+    select(manager, round_)
+    # Capacity cut to one behind the services: one seat is freed, none is open.
+    Round.objects.filter(pk=round_.pk).update(capacity=1, budget=1_000_000)
+    leaving = Application.objects.filter(round=round_, status="selected").first()
+    application_withdraw(application=leaving, actor=leaving.applicant.user)
+    assert statuses(round_)[waiting.pk] == "waitlisted"
+
+
+def test_a_completed_round_promotes_nobody(manager, round_):
+    approved_applications(round_, 3, income_category=BASIC)
+    waiting = approved_applications(round_, 1, income_category=NONE)[0]
+    select(manager, round_)
+    Round.objects.filter(pk=round_.pk).update(status=Round.Status.COMPLETED)
+    leaving = Application.objects.filter(round=round_, status="selected").first()
+    application_withdraw(application=leaving, actor=leaving.applicant.user)
+    assert statuses(round_)[waiting.pk] == "waitlisted"

@@ -227,7 +227,13 @@ def test_lapse_returns_the_unspent_balance_once(provider):
 
 @pytest.mark.django_db
 def test_top_up_goes_to_excellent_users_up_to_the_share(provider, manager):
-    accounts = issue_vouchers(4, top_up_amount=100_000, top_up_share=50, selection_seed="s33d")
+    accounts = issue_vouchers(
+        4,
+        top_up_amount=100_000,
+        top_up_share=50,
+        selection_seed="s33d",
+        budget=4 * AMOUNT + 200_000,  # room for the two top-ups
+    )
     url = f"/api/v1/rounds/{accounts[0].round_id}/voucher-top-up/"
     spent = []
     for account in accounts[:3]:
