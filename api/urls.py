@@ -31,6 +31,7 @@ urlpatterns = [
     path("rounds/<id:pk>/close/", views.RoundCloseApi.as_view(), name="round-close"),
     path("rounds/<id:pk>/select/", views.RoundSelectApi.as_view(), name="round-select"),
     path("rounds/<id:pk>/ledger/", views.RoundLedgerApi.as_view(), name="round-ledger"),
+    path("rounds/<id:pk>/money/", views.RoundMoneyApi.as_view(), name="round-money"),
     path("me/profile/", views.ProfileApi.as_view(), name="profile"),
     path(
         "applications/<id:pk>/documents/",

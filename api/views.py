@@ -160,6 +160,25 @@ class RoundSelectApi(APIView):
         return Response(body)
 
 
+class RoundMoneyApi(APIView):
+    """Change a round's budget (never below what is committed), top-up, or a draft's amount
+    and capacity; every change is audited with its reason."""
+
+    permission_classes = [IsProgramManager]
+
+    @extend_schema(request=s.RoundMoneySerializer, responses={200: s.RoundSerializer})
+    def post(self, request, pk: int):
+        round_ = get_object_or_404(Round, pk=pk)
+        data = s.RoundMoneySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason")
+        round_ = services.round_money_change(
+            round_=round_, actor=request.user, reason=reason, **changes
+        )
+        return Response(s.RoundSerializer(round_).data)
+
+
 class RoundLedgerApi(APIView):
     """The round's budget ledger: committed, in batches, paid, failed, returned, available."""
 

@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from benefits.models import Applicant, Application, Document, Program, Round
+from benefits.services import ROUND_MONEY_FIELDS
 from core.admin import ReadOnlyAdmin
 
 
@@ -19,6 +20,14 @@ class RoundAdmin(admin.ModelAdmin):
     list_display = ["name", "program", "year", "status", "capacity", "amount", "budget"]
     list_filter = ["program", "status", "year"]
     readonly_fields = ["status", "selection_seed", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Money settings of a live round change only through round_money_change (the API's
+        # POST /rounds/{id}/money/), which keeps the rules and writes an audit event.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != Round.Status.DRAFT:
+            fields += [name for name in ROUND_MONEY_FIELDS if name not in fields]
+        return fields
 
     def has_delete_permission(self, request, obj=None):
         return False

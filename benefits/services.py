@@ -23,13 +23,14 @@ from benefits.models import Applicant, Application, Document, Notification, Roun
 from benefits.notifications import notification_enqueue
 from core.audit import audit_record
 from core.crypto import account_fingerprint, encrypt_file, rrn_hmac
-from core.exceptions import InvalidTransition
+from core.exceptions import Conflict, InvalidTransition
 from core.files import stored_file_chunks
 from core.fsm import require_transition
 from core.prepared import PreparedQuery
 from core.roles import Role
 from core.rrn import rrn_birth_date
 from core.transactions import service_atomic
+from eligibility import rules
 
 User = get_user_model()
 
@@ -494,7 +495,13 @@ TRANSITION_NOTIFICATIONS = {
 
 
 def _application_transition(
-    application: Application, actor, *, transition: str, action: str, reason: str = ""
+    application: Application,
+    actor,
+    *,
+    transition: str,
+    action: str,
+    reason: str = "",
+    data: dict | None = None,
 ) -> Application:
     application = _lock_application(application)
     method = getattr(application, transition)
@@ -514,6 +521,7 @@ def _application_transition(
         from_state=from_state,
         to_state=application.status,
         reason=reason,
+        data=data,
     )
     if transition in TRANSITION_NOTIFICATIONS:
         notification_enqueue(
@@ -533,11 +541,47 @@ def application_screening_start(*, application: Application) -> Application:
     )
 
 
+# The reason a citizen reads when the round decided automatically and every rule passed.
+AUTO_APPROVAL_REASON = (
+    "모든 자격 요건을 충족하여 자동 승인되었습니다. / Approved automatically: every rule passed."
+)
+
+
 @transaction.atomic
-def application_screening_finish(*, application: Application) -> Application:
-    """Hand a screened application to the caseworkers (a system action)."""
+def application_screening_finish(
+    *, application: Application, outcome: str, failed: list[dict] | tuple = ()
+) -> Application:
+    """Record a screening's verdict: hand the application to the caseworkers, or, in a round
+    that decides automatically, approve an eligible one and reject an ineligible one.
+
+    `failed` lists the rule results that failed (rule, code, message, message_ko); an
+    automatic rejection gives them as its reason, and its audit event names them.
+    """
+    application = _application_transition(
+        application,
+        None,
+        transition="finish_screening",
+        action="application.screened",
+        data={"outcome": outcome},
+    )
+    if not application.round.auto_decisions or outcome == rules.NEEDS_REVIEW:
+        return application
+    if outcome == rules.ELIGIBLE:
+        return _application_transition(
+            application,
+            None,
+            transition="approve",
+            action="application.approved",
+            reason=AUTO_APPROVAL_REASON,
+            data={"automatic": True, "outcome": outcome},
+        )
     return _application_transition(
-        application, None, transition="finish_screening", action="application.screened"
+        application,
+        None,
+        transition="reject",
+        action="application.rejected",
+        reason="; ".join(f"{r['message_ko']} / {r['message']}" for r in failed),
+        data={"automatic": True, "outcome": outcome, "rules": [r["code"] for r in failed]},
     )
 
 
@@ -630,6 +674,75 @@ def round_open(*, round_: Round, actor) -> Round:
 def round_close(*, round_: Round, actor) -> Round:
     """Close a round to new applications."""
     return _round_transition(round_, actor, transition="close")
+
+
+# The round's money settings. Amount and capacity are what every applicant was promised
+# when the round opened; the budget may move, never below what is already committed.
+ROUND_MONEY_FIELDS = ("budget", "amount", "capacity", "top_up_amount", "top_up_share")
+FIXED_ONCE_OPEN = ("amount", "capacity")
+FINISHED_ROUND_STATES = (Round.Status.COMPLETED, Round.Status.CANCELLED)
+
+
+def _round_money_errors(round_: Round, changes: dict) -> dict:
+    errors = {}
+    if round_.status != Round.Status.DRAFT:
+        for name in FIXED_ONCE_OPEN:
+            if name in changes and changes[name] != getattr(round_, name):
+                errors[name] = ValidationError(
+                    f"The round is {round_.status}: its {name} was fixed when it opened.",
+                    "fixed_after_open",
+                )
+    budget = changes.get("budget", round_.budget)
+    amount = changes.get("amount", round_.amount)
+    capacity = changes.get("capacity", round_.capacity)
+    if not errors and budget < capacity * amount:
+        errors["budget"] = ValidationError(
+            f"The budget must hold the capacity times the amount: {capacity * amount:,} KRW.",
+            "budget_below_capacity",
+        )
+    return errors
+
+
+@transaction.atomic
+def round_money_change(*, round_: Round, actor, reason: str, **changes) -> Round:
+    """Change a round's money settings within the rules, and audit who, what and why."""
+    from payments.selectors import round_budget_ledger
+
+    unknown = set(changes) - set(ROUND_MONEY_FIELDS)
+    if unknown:
+        raise TypeError(f"not a money setting: {sorted(unknown)}")
+    if not actor.has_perm("benefits.manage_round"):
+        raise PermissionDenied
+    reason = _required_reason(reason)
+    round_ = Round.objects.select_for_update().get(pk=round_.pk)
+    if round_.status in FINISHED_ROUND_STATES:
+        raise InvalidTransition(f"The round is {round_.status}: its money can no longer change.")
+    errors = _round_money_errors(round_, changes)
+    if errors:
+        raise ValidationError(errors)
+    if changes.get("budget", round_.budget) < round_.budget:
+        ledger = round_budget_ledger(round_)
+        floor = ledger.committed - ledger.returned
+        if changes["budget"] < floor:
+            raise Conflict(
+                f"{floor:,} KRW of this round is already committed (selected recipients, "
+                f"payments and top-ups): the budget cannot go below it.",
+                code="budget_below_committed",
+                field="budget",
+            )
+    changed = {
+        name: [getattr(round_, name), value]
+        for name, value in changes.items()
+        if getattr(round_, name) != value
+    }
+    for name, (_, value) in changed.items():
+        setattr(round_, name, value)
+    if changed:
+        round_.save(update_fields=[*changed, "updated_at"])
+        audit_record(
+            actor=actor, obj=round_, action="round.money_changed", reason=reason, data=changed
+        )
+    return round_
 
 
 def applicant_for_user(user) -> Applicant:

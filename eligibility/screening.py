@@ -323,13 +323,35 @@ def _new_run(
 # Screening one application (on submit).
 
 
+def _screening_begun(application_id: int) -> bool:
+    """Commit the move into `screening`, so that the citizen and the queue see it run.
+
+    True when the application is (now) being screened: a retried task finds it so already.
+    """
+    with transaction.atomic():
+        application = (
+            Application.objects.select_for_update(of=("self",))
+            .filter(pk=application_id)
+            .only("status")
+            .first()
+        )
+        if application is None:
+            return False
+        if application.status == Application.Status.SUBMITTED:
+            application_screening_start(application=application)
+            return True
+        return application.status == Application.Status.SCREENING
+
+
 def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun | None:
-    """Screen a submitted application once per trigger and hand it to the caseworkers."""
+    """Screen a submitted application once per trigger and record the verdict."""
     existing = ScreeningRun.objects.filter(
         application_id=application_id, trigger_key=trigger_key
     ).first()
     if existing is not None:
         return existing
+    if not _screening_begun(application_id):
+        return None
     with transaction.atomic():
         application = (
             Application.objects.select_for_update(of=("self",))
@@ -337,15 +359,13 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
             .filter(pk=application_id)
             .first()
         )
-        if application is None:
-            return None
         # Re-read under the lock: a concurrent run of the task may have stored it meanwhile.
         existing = ScreeningRun.objects.filter(
             application_id=application_id, trigger_key=trigger_key
         ).first()
         if existing is not None:
             return existing
-        if application.status != Application.Status.SUBMITTED:
+        if application is None or application.status != Application.Status.SCREENING:
             return None
         snapshot_ids = _active_snapshot_ids()
         with connection.cursor() as cursor:
@@ -369,12 +389,10 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
             snapshot_ids={str(k): v for k, v in snapshot_ids.items()},
             application=application,
         )
-        application_screening_start(application=application)
         ScreeningRun.objects.filter(application_id=application.pk, is_current=True).update(
             is_current=False
         )
         run.save()
-        application_screening_finish(application=application)
         audit_record(
             actor=None,
             obj=application,
@@ -385,6 +403,15 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
                 "ruleset_version": run.ruleset_version,
                 "trigger_key": trigger_key,
             },
+        )
+        application_screening_finish(
+            application=application,
+            outcome=evaluation.outcome,
+            failed=[
+                rules.rendered_rule(result.as_record())
+                for result in evaluation.rules
+                if result.outcome == rules.FAIL
+            ],
         )
     return run
 

@@ -15,7 +15,7 @@ def under_review(**kwargs) -> Application:
     application = ApplicationFactory(**kwargs)
     services.application_submit(application=application, actor=application.applicant.user)
     services.application_screening_start(application=application)
-    return services.application_screening_finish(application=application)
+    return services.application_screening_finish(application=application, outcome="needs_review")
 
 
 def errors(response) -> dict:

@@ -82,13 +82,13 @@ def test_services_walk_the_whole_path_and_audit_each_step():
 
     services.application_submit(application=application, actor=citizen)
     services.application_screening_start(application=application)
-    services.application_screening_finish(application=application)
+    services.application_screening_finish(application=application, outcome="needs_review")
     services.application_request_documents(
         application=application, actor=caseworker, reason="Upload the enrollment certificate."
     )
     services.application_submit(application=application, actor=citizen)
     services.application_screening_start(application=application)
-    services.application_screening_finish(application=application)
+    services.application_screening_finish(application=application, outcome="needs_review")
     services.application_approve(application=application, actor=caseworker)
     application = services.application_place(application=application, actor=manager, selected=True)
 
@@ -131,7 +131,7 @@ def test_citizen_cannot_use_caseworker_transition():
     citizen = application.applicant.user
     services.application_submit(application=application, actor=citizen)
     services.application_screening_start(application=application)
-    services.application_screening_finish(application=application)
+    services.application_screening_finish(application=application, outcome="needs_review")
     with pytest.raises(PermissionDenied):
         services.application_approve(application=application, actor=citizen)
     application.refresh_from_db()
@@ -144,7 +144,7 @@ def test_reject_and_request_documents_need_a_reason():
     caseworker = UserFactory(role=Role.CASEWORKER)
     services.application_submit(application=application, actor=application.applicant.user)
     services.application_screening_start(application=application)
-    services.application_screening_finish(application=application)
+    services.application_screening_finish(application=application, outcome="needs_review")
     for service in (services.application_reject, services.application_request_documents):
         with pytest.raises(ValidationError) as excinfo:
             service(application=application, actor=caseworker, reason="  ")

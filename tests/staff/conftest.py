@@ -81,7 +81,7 @@ def under_review(**kwargs) -> Application:
     if application.status == Application.Status.SUBMITTED:
         # Within a test's transaction the screening task (run after the commit) never ran.
         services.application_screening_start(application=application)
-        services.application_screening_finish(application=application)
+        services.application_screening_finish(application=application, outcome="needs_review")
         application.refresh_from_db()
     return application
 
