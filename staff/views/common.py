@@ -19,9 +19,30 @@ def page_size(request) -> int:
     return size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
 
 
-def paginate(request, queryset, *, param: str = "page", size: int | None = None):
-    """One page of an ordered queryset: a COUNT and the page's rows, whatever its size."""
-    return Paginator(queryset, size or page_size(request)).get_page(request.GET.get(param))
+class CountedPaginator(Paginator):
+    """A paginator told its count by a query the page runs anyway (no COUNT of its own)."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @property
+    def count(self) -> int:
+        return self._known_count
+
+
+def paginate(
+    request, queryset, *, param: str = "page", size: int | None = None, count: int | None = None
+):
+    """One page of an ordered queryset: a COUNT (unless `count` is known) and the page's
+    rows, whatever its size."""
+    size = size or page_size(request)
+    paginator = (
+        Paginator(queryset, size)
+        if count is None
+        else CountedPaginator(queryset, size, count=count)
+    )
+    return paginator.get_page(request.GET.get(param))
 
 
 def querystring_without(request, *names: str) -> str:

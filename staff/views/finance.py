@@ -101,9 +101,21 @@ def batch_detail(request, pk: int):
     before_approval = batch.status in HOLDABLE_STATES
     filter_form = PaymentFilterForm(request.GET or None)
     filters = filter_form.cleaned_data if filter_form.is_valid() else {}
-    payments = paginate(request, staff_selectors.batch_payments(batch, filters=filters))
+    totals = payment_selectors.batch_counts(batch)
+    # Unfiltered, the payments are counted already (totals); so is the audit list (summary).
+    every = sum(totals["counts"].values()) if not any(filters.values()) else None
+    payments = paginate(
+        request, staff_selectors.batch_payments(batch, filters=filters), count=every
+    )
+    audit_summary = staff_selectors.batch_audit_summary(batch) if before_approval else None
     audit = (
-        paginate(request, staff_selectors.batch_audit_page(batch), param="audit_page", size=20)
+        paginate(
+            request,
+            staff_selectors.batch_audit_page(batch),
+            param="audit_page",
+            size=20,
+            count=audit_summary.pop("any"),
+        )
         if before_approval
         else None
     )
@@ -119,13 +131,11 @@ def batch_detail(request, pk: int):
         {
             "menu": "batches",
             "batch": batch,
-            "totals": payment_selectors.batch_counts(batch),
+            "totals": totals,
             "ledger": None
             if batch.is_settlement
             else payment_selectors.round_budget_ledger(batch.round),
-            "audit_summary": payment_selectors.batch_audit_summary(batch)
-            if before_approval
-            else None,
+            "audit_summary": audit_summary,
             "audit": audit,
             "payments": payments,
             "filter_form": filter_form,

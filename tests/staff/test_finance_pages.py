@@ -264,3 +264,36 @@ def test_list_and_batch_pages_run_a_fixed_number_of_queries(finance1):
         query_count(finance1, f"/staff/batches/{batch.pk}/", {"per_page": n}) for n in (25, 50)
     ]
     assert shown[0] == shown[1] <= 22
+
+
+def test_the_pages_audit_flags_equal_the_payments_selectors(finance1, selected_round):
+    """The batch page computes "one account pays several people" set-wise; it must say
+    exactly what payments.selectors says, for live and held-out payments alike."""
+    from benefits.models import Applicant
+    from payments import selectors as payment_selectors
+    from staff import selectors as staff_selectors
+
+    applicants = list(Applicant.objects.filter(applications__round=selected_round).order_by("id"))
+    # Two payees of the batch share one account; a third shares with someone outside it.
+    Applicant.objects.filter(pk=applicants[1].pk).update(
+        account_fingerprint=applicants[0].account_fingerprint
+    )
+    ApplicantFactory(account_fingerprint=applicants[2].account_fingerprint)
+    batch = make_batch(finance1, selected_round)
+    held = Payment.objects.filter(batch=batch).order_by("id").first()
+    finance1.post(f"/staff/batches/{batch.pk}/payments/{held.pk}/hold/", {"reason": "확인"})
+
+    def flags(queryset):
+        return {
+            p.pk: tuple(getattr(p, name) for name in payment_selectors.AUDIT_FLAGS)
+            for p in queryset
+        }
+
+    expected = flags(payment_selectors.payments_with_flags(batch))
+    assert flags(staff_selectors.batch_payments_with_flags(batch)) == expected
+    assert sum(f[0] for f in expected.values()) >= 2
+    summary = staff_selectors.batch_audit_summary(batch)
+    flagged = {p.pk for p in payment_selectors.batch_audit(batch)}
+    assert summary.pop("any") == len(flagged)
+    assert summary == payment_selectors.batch_audit_summary(batch)
+    assert {p.pk for p in staff_selectors.batch_audit_page(batch)} == flagged
