@@ -31,6 +31,9 @@ CODE_MESSAGES = {
     "invalid_period": _("The period ends before it starts."),
     "invalid_result_file": _("The result file was rejected; nothing was applied."),
     "round_not_open": _("This round is not open for applications."),
+    "budget_below_committed": _(
+        "The budget cannot go below what this round has already committed."
+    ),
     "not_editable": _("The application can no longer be edited."),
     "unknown_kind": _("Unknown registry."),
     "stored_file_unreadable": _(

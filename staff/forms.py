@@ -175,6 +175,39 @@ class OptionalReasonForm(forms.Form):
     )
 
 
+class RoundMoneyForm(forms.Form):
+    """A change of a round's money settings, for benefits.services.round_money_change."""
+
+    budget = forms.IntegerField(label=_("Budget"), min_value=1, max_value=10**13, required=False)
+    amount = forms.IntegerField(
+        label=_("Amount per recipient"), min_value=1, max_value=10**10, required=False
+    )
+    capacity = forms.IntegerField(label=_("Capacity"), min_value=1, max_value=10**7, required=False)
+    top_up_amount = forms.IntegerField(
+        label=_("Top-up amount"), min_value=0, max_value=10**10, required=False
+    )
+    top_up_share = forms.IntegerField(
+        label=_("Top-up share (%)"), min_value=0, max_value=100, required=False
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Reason for the change (recorded)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": _("A reason is required.")},
+    )
+
+    MONEY_FIELDS = ("budget", "amount", "capacity", "top_up_amount", "top_up_share")
+
+    def changes(self, round_: Round) -> dict:
+        """The settings given that differ from the round's."""
+        return {
+            name: self.cleaned_data[name]
+            for name in self.MONEY_FIELDS
+            if self.cleaned_data.get(name) is not None
+            and self.cleaned_data[name] != getattr(round_, name)
+        }
+
+
 class BatchCreateForm(forms.Form):
     round = RoundChoiceField(
         queryset=Round.objects.filter(status__in=[Round.Status.SELECTED, Round.Status.DISBURSING])

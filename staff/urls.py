@@ -42,6 +42,7 @@ urlpatterns = [
     path("rounds/", rounds.round_list, name="round_list"),
     path("rounds/<id:pk>/", rounds.round_detail, name="round"),
     path("rounds/<id:pk>/top-up/", rounds.round_top_up, name="round_top_up"),
+    path("rounds/<id:pk>/money/", rounds.round_money, name="round_money"),
     *[
         path(
             f"rounds/<id:pk>/{action}/",

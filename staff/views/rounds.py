@@ -12,7 +12,8 @@ from payments import vouchers
 from payments.selectors import round_budget_ledger
 from staff import selectors as staff_selectors
 from staff.access import ROUNDS_READ, ROUNDS_WRITE, can, staff_view
-from staff.feedback import run_service
+from staff.feedback import form_errors, run_service
+from staff.forms import RoundMoneyForm
 from staff.views.common import paginate
 
 # The transitions a manager asks for on the round page; the FSM says which apply now.
@@ -48,6 +49,11 @@ def round_detail(request, pk: int):
             "actions": [a for a in ROUND_ACTIONS if a in available],
             "can_top_up": writable and is_voucher and round_.top_up_amount > 0,
             "writable": writable,
+            "money_form": RoundMoneyForm(
+                initial={name: getattr(round_, name) for name in RoundMoneyForm.MONEY_FIELDS}
+            )
+            if writable and round_.status not in (Round.Status.COMPLETED, Round.Status.CANCELLED)
+            else None,
         },
     )
 
@@ -84,6 +90,29 @@ def round_transition(request, pk: int, action: str):
     else:
         done = {"open": _("Round opened."), "close": _("Round closed.")}[action]
         messages.success(request, done)
+    return redirect("staff:round", pk)
+
+
+@require_POST
+@staff_view(*ROUNDS_WRITE)
+def round_money(request, pk: int):
+    """Change the round's money settings through the service that audits them."""
+    round_ = get_object_or_404(Round, pk=pk)
+    form = RoundMoneyForm(request.POST)
+    if not form.is_valid():
+        form_errors(request, form)
+        return redirect("staff:round", pk)
+    changes = form.changes(round_)
+    if not changes:
+        messages.info(request, _("Nothing changed."))
+        return redirect("staff:round", pk)
+    run_service(
+        request,
+        lambda: services.round_money_change(
+            round_=round_, actor=request.user, reason=form.cleaned_data["reason"], **changes
+        ),
+        success=_("The round's money settings were changed."),
+    )
     return redirect("staff:round", pk)
 
 

@@ -64,11 +64,13 @@ def test_round_close_and_select_show_the_seed_and_refuse_a_second_click(web):
     assert round_.selection_seed in response.content.decode()
 
 
-def test_round_money_settings_are_shown_not_edited(web):
+def test_round_money_form_posts_to_the_audited_service_only(web):
     round_ = RoundFactory()
     page = web(Role.PROGRAM_MANAGER).get(f"/staff/rounds/{round_.pk}/").content.decode()
     assert "1,000,000원" in page
-    assert 'name="budget"' not in page and 'name="amount"' not in page
+    assert f'action="/staff/rounds/{round_.pk}/money/"' in page
+    auditor_page = web(Role.AUDITOR).get(f"/staff/rounds/{round_.pk}/").content.decode()
+    assert 'name="budget"' not in auditor_page
 
 
 def test_top_up_without_configuration_is_a_message(web):
@@ -221,3 +223,21 @@ def test_round_report_page_runs_a_fixed_number_of_queries(web):
     assert query_count(client, f"/staff/reports/{small.pk}/") == query_count(
         client, f"/staff/reports/{large.pk}/"
     )
+
+
+def test_money_settings_change_only_through_the_service_with_a_reason(web):
+    round_ = RoundFactory(capacity=10, amount=1_000_000, budget=10_000_000)
+    client = web(Role.PROGRAM_MANAGER)
+    url = f"/staff/rounds/{round_.pk}/money/"
+    missing = client.post(url, {"budget": 12_000_000}, follow=True)
+    assert any("사유" in m for m in messages_of(missing))
+    fixed = client.post(url, {"amount": 900_000, "reason": "단가 조정"}, follow=True)
+    assert messages_of(fixed)
+    round_.refresh_from_db()
+    assert round_.budget == 10_000_000 and round_.amount == 1_000_000
+    client.post(url, {"budget": 12_000_000, "amount": 1_000_000, "reason": "추경 반영"})
+    round_.refresh_from_db()
+    assert round_.budget == 12_000_000
+    event = AuditEvent.objects.filter(object_id=str(round_.pk), actor=client.user).last()
+    assert event.reason == "추경 반영"
+    assert web(Role.AUDITOR).post(url, {"budget": 1, "reason": "x"}).status_code == 403
