@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from api.errors import FileDownloadNegotiation
 from api.permissions import IsCaseworker, role_permission
-from api.serializers import DocumentSerializer, ReasonSerializer
+from api.serializers import DocumentSerializer, DocumentsRequestSerializer, ReasonSerializer
 from api.views import MAX_ID
 from benefits import selectors, services
 from benefits.models import Application
@@ -194,8 +194,24 @@ class ReviewRejectApi(_DecisionApi):
     service = staticmethod(services.application_reject)
 
 
-class ReviewRequestDocumentsApi(_DecisionApi):
-    service = staticmethod(services.application_request_documents)
+class ReviewRequestDocumentsApi(APIView):
+    """Ask the citizen for documents: a reason, and optionally the kinds still needed."""
+
+    permission_classes = [IsCaseworker]
+
+    @extend_schema(request=DocumentsRequestSerializer, responses={200: ReviewDetailSerializer})
+    def post(self, request, pk: int):
+        application = selectors.application_get_for_reviewer(pk=pk)
+        data = DocumentsRequestSerializer(data=request.data or {})
+        data.is_valid(raise_exception=True)
+        services.application_request_documents(
+            application=application,
+            actor=request.user,
+            reason=data.validated_data.get("reason", ""),
+            documents=data.validated_data.get("documents", []),
+        )
+        application = selectors.application_get_for_reviewer(pk=pk)
+        return Response(ReviewDetailSerializer(application).data)
 
 
 class ReviewDocumentApi(APIView):

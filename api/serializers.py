@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import get_error_detail
 
-from benefits.models import Applicant, Application, Document, Program, Round
+from benefits.models import Applicant, Application, Document, Notification, Program, Round
+from benefits.selectors import application_missing_documents
 from core.banks import BANK_CHOICES, mask_account_number, normalize_account_number
 from core.districts import DISTRICT_CHOICES
 from core.prepared import PreparedQuery
@@ -388,10 +389,11 @@ class ApplicationSerializer(serializers.Serializer):
     )
     training = serializers.SerializerMethodField()
     documents = DocumentSerializer(many=True, read_only=True)
+    missing_documents = serializers.SerializerMethodField()
     decision_reason = serializers.CharField(read_only=True)
     payments = serializers.SerializerMethodField()
-    submitted_at = serializers.DateTimeField(read_only=True)
-    decided_at = serializers.DateTimeField(read_only=True)
+    submitted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    decided_at = serializers.DateTimeField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
 
@@ -411,6 +413,7 @@ class ApplicationSerializer(serializers.Serializer):
             "income_category": _choice(application.income_category),
             "training": self.get_training(application),
             "documents": [_document(d) for d in documents],
+            "missing_documents": self.get_missing_documents(application),
             "decision_reason": application.decision_reason,
             "payments": self.get_payments(application),
             "submitted_at": _datetime(application.submitted_at),
@@ -433,6 +436,16 @@ class ApplicationSerializer(serializers.Serializer):
             "weekly_hours": obj.weekly_hours,
         }
 
+    @extend_schema_field(
+        serializers.ListField(child=serializers.ChoiceField(choices=Document.Kind.choices))
+    )
+    def get_missing_documents(self, obj) -> list[str]:
+        """Kinds of document still to upload: the enrollment certificate a scholarship
+        needs, and those a caseworker asked for and not yet given."""
+        if obj.status not in Application.EDITABLE_STATES:
+            return []
+        return application_missing_documents(obj)
+
     @extend_schema_field(PaymentOutputSerializer(many=True))
     def get_payments(self, obj) -> list:
         # Only a selected application is ever paid: the others need no query at all.
@@ -441,7 +454,7 @@ class ApplicationSerializer(serializers.Serializer):
         from payments.selectors import payments_for_citizen
 
         return [
-            {"status": p.status, "amount": p.amount, "paid_at": p.paid_at}
+            {"status": p.status, "amount": p.amount, "paid_at": _datetime(p.paid_at)}
             for p in payments_for_citizen(obj)
         ]
 
@@ -491,3 +504,24 @@ class EmptySerializer(StrictSerializer):
 
 class ReasonSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class DocumentsRequestSerializer(ReasonSerializer):
+    """A request for documents: the reason the citizen reads, and the kinds asked for."""
+
+    documents = serializers.ListField(
+        child=serializers.ChoiceField(choices=Document.Kind.choices),
+        required=False,
+        max_length=len(Document.Kind.choices),
+        help_text="kinds of document the citizen is asked to upload",
+    )
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=Notification.Kind.choices, read_only=True)
+    sent_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Notification
+        fields = ["id", "application", "kind", "subject", "body", "created_at", "sent_at"]
+        read_only_fields = fields

@@ -33,6 +33,7 @@ urlpatterns = [
     path("rounds/<id:pk>/ledger/", views.RoundLedgerApi.as_view(), name="round-ledger"),
     path("rounds/<id:pk>/money/", views.RoundMoneyApi.as_view(), name="round-money"),
     path("me/profile/", views.ProfileApi.as_view(), name="profile"),
+    path("me/notifications/", views.MyNotificationListApi.as_view(), name="my-notifications"),
     path(
         "applications/<id:pk>/documents/",
         views.ApplicationDocumentCreateApi.as_view(),

@@ -223,6 +223,18 @@ class ProfileApi(APIView):
         return self._update(request, partial=True)
 
 
+class MyNotificationListApi(generics.ListAPIView):
+    """The citizen's messages (decisions, reasons, payments), newest first."""
+
+    permission_classes = [IsCitizen]
+    serializer_class = s.NotificationSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return selectors.notification_list_for_citizen(user=None).none()
+        return selectors.notification_list_for_citizen(user=self.request.user)
+
+
 class ApplicationFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Application.Status.choices)
     round = filters.NumberFilter(field_name="round_id", min_value=1, max_value=MAX_ID)

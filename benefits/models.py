@@ -240,7 +240,11 @@ class Application(ConcurrentTransitionMixin, models.Model):
     training_starts_on = models.DateField(null=True, blank=True)
     training_ends_on = models.DateField(null=True, blank=True)
     weekly_hours = models.PositiveSmallIntegerField(null=True, blank=True)
+    # The reason the citizen reads for the last decision: approval, rejection or a request
+    # for documents (which also names the kinds asked for, if the caseworker did).
     decision_reason = models.TextField(blank=True)
+    documents_requested = models.JSONField(default=list, blank=True)
+    documents_requested_at = models.DateTimeField(null=True, blank=True)
     # Selection order: the priority tier, then the published lottery key (see selection.py).
     priority_tier = models.PositiveSmallIntegerField(null=True, blank=True)
     lottery_key = models.CharField(max_length=64, blank=True)

@@ -3,7 +3,7 @@
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 
-from benefits.models import Application, Program, Round
+from benefits.models import Application, Document, Notification, Program, Round
 from core.roles import Role, user_has_role
 
 PUBLIC_ROUND_STATES = [s for s in Round.Status.values if s != Round.Status.DRAFT]
@@ -38,6 +38,29 @@ def application_get_for_citizen(*, applicant, pk: int) -> Application:
     """The citizen's own application, or 404 as if no other existed."""
     # Not .only(): the FSM mixin reads the status on load, which would cost a second query.
     return get_object_or_404(Application, pk=pk, applicant=applicant)
+
+
+def application_missing_documents(application: Application) -> list[str]:
+    """The kinds of document the citizen still has to upload, from the documents loaded.
+
+    A scholarship needs an enrollment certificate; a caseworker's request for documents
+    names kinds that count as given once uploaded after the request.
+    """
+    documents = application.documents.all()
+    needed = set()
+    if application.round.program.requires_training:
+        needed.add(Document.Kind.ENROLLMENT_CERTIFICATE)
+    needed -= {d.kind for d in documents}
+    asked_at = application.documents_requested_at
+    if asked_at is not None and application.status == Application.Status.NEEDS_DOCUMENTS:
+        given = {d.kind for d in documents if d.uploaded_at >= asked_at}
+        needed |= set(application.documents_requested) - given
+    return sorted(needed)
+
+
+def notification_list_for_citizen(*, user) -> QuerySet[Notification]:
+    """The citizen's own messages, newest first."""
+    return Notification.objects.filter(user=user).order_by("-created_at", "-id")
 
 
 def application_with_documents(application: Application) -> Application:

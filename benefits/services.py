@@ -502,18 +502,23 @@ def _application_transition(
     action: str,
     reason: str = "",
     data: dict | None = None,
+    changes: dict | None = None,
 ) -> Application:
+    """Apply one FSM transition with its audit event and the citizen's message.
+
+    `changes` are other fields the transition sets (saved with it).
+    """
     application = _lock_application(application)
     method = getattr(application, transition)
     require_transition(method, actor, action=transition.replace("_", " "))
     from_state = application.status
     method()
-    fields = ["status", "updated_at"]
+    changes = dict(changes or {})
     if transition in ("approve", "reject"):
-        application.decision_reason = reason
-        application.decided_at = timezone.now()
-        fields += ["decision_reason", "decided_at"]
-    application.save(update_fields=fields)
+        changes.update(decision_reason=reason, decided_at=timezone.now())
+    for name, value in changes.items():
+        setattr(application, name, value)
+    application.save(update_fields=["status", "updated_at", *changes])
     event = audit_record(
         actor=actor,
         obj=application,
@@ -610,15 +615,28 @@ def application_reject(*, application: Application, actor, reason: str) -> Appli
 
 
 @transaction.atomic
-def application_request_documents(*, application: Application, actor, reason: str) -> Application:
-    """Ask the citizen for documents; they can then edit and resubmit."""
+def application_request_documents(
+    *, application: Application, actor, reason: str, documents: list[str] | tuple = ()
+) -> Application:
+    """Ask the citizen for documents (optionally naming the kinds); they edit and resubmit."""
     reason = _required_reason(reason)
+    unknown = [kind for kind in documents if kind not in Document.Kind.values]
+    if unknown:
+        raise ValidationError(
+            {"documents": ValidationError(f"Not a kind of document: {unknown}.", "invalid_choice")}
+        )
     return _application_transition(
         application,
         actor,
         transition="request_documents",
         action="application.documents_requested",
         reason=reason,
+        data={"documents": list(documents)} if documents else None,
+        changes={
+            "decision_reason": reason,
+            "documents_requested": sorted(set(documents)),
+            "documents_requested_at": timezone.now(),
+        },
     )
 
 

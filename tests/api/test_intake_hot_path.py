@@ -222,7 +222,8 @@ def test_the_responses_of_create_and_submit_match_a_fresh_read(citizen, open_rou
     submitted = submit(citizen, created["id"]).json()
     fresh = citizen.get(f"/api/v1/applications/{created['id']}/").json()
     assert submitted == fresh
-    changed = {"status", "submitted_at", "updated_at"}
+    # What the citizen still has to upload is shown while they can act on it.
+    changed = {"status", "submitted_at", "updated_at", "missing_documents"}
     assert {k: v for k, v in created.items() if k not in changed} == {
         k: v for k, v in fresh.items() if k not in changed
     }
