@@ -64,7 +64,7 @@ def _built_batch(sim: Simulation, description: str) -> DisbursementBatch:
 
 def _approved(sim: Simulation, batch: DisbursementBatch) -> DisbursementBatch:
     """finance2, who did not prepare it, reads the pre-release audit and approves."""
-    sim.notes.setdefault("pre-release audit", {})[batch.pk] = {
+    sim.notes.setdefault("pre-release audit", {})[f"batch #{batch.pk}:"] = {
         flag: n for flag, n in selectors.batch_audit_summary(batch).items() if n
     }
     payments.batch_approve(batch=batch, actor=sim.staff["finance2"])

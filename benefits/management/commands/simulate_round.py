@@ -64,6 +64,13 @@ def _quiet(verbosity: int):
             logger.setLevel(level)
 
 
+def _plain(value) -> str:
+    """A note as text: counts by name, nested."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {_plain(v)}" for k, v in value.items()) if value else "none"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 class Command(BaseCommand):
     help = (
         "Play a whole round (registrations to payments) through the services with generated "
@@ -130,7 +137,13 @@ class Command(BaseCommand):
         started = time.perf_counter()
         try:
             with _quiet(options["verbosity"]), progress:
-                timings = run(sim, stages_for(sim.program))
+                timings = run(
+                    sim,
+                    stages_for(sim.program),
+                    on_stage=lambda t: console.print(
+                        f"{t.name}: {t.rows:,} rows in {t.seconds:.1f} s"
+                    ),
+                )
         except SimulationError as exc:
             raise CommandError(f"The simulation stopped: {exc}") from None
         finally:
@@ -187,7 +200,7 @@ class Command(BaseCommand):
         found = ", ".join(f"{k} {v}" for k, v in report["duplicates"].items())
         console.print(f"Duplicates found by screening: {found}")
         for name, value in sim.notes.items():
-            console.print(f"{name.capitalize()}: {value}")
+            console.print(f"{name.capitalize()}: {_plain(value)}")
 
     def _timings(self, console: Console, timings: list[StageTiming], total: float) -> None:
         table = Table(title="Time per stage")
