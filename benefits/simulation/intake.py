@@ -454,7 +454,10 @@ def _review(sim: Simulation, ids: list[int] | None, *, second_look: bool) -> dic
         applications = Application.objects.in_bulk([pk for pk, _ in chunk])
         for pk, results in chunk:
             service, reason = decide(sim.program, results, rng, second_look=second_look)
-            service(application=applications[pk], actor=caseworker, reason=reason)
+            named = {}
+            if service is services.application_request_documents:
+                named["documents"] = [DOCUMENT_KINDS[sim.program]]
+            service(application=applications[pk], actor=caseworker, reason=reason, **named)
             counts[names[service]] += 1
             tracker.advance()
     return counts
