@@ -1,8 +1,10 @@
 """Token authentication: the user, the applicant profile and the roles in one query."""
 
+from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from core.auth import token_expired
 from core.prepared import PreparedQuery
 from core.roles import remember_user_roles, user_roles_subquery
 
@@ -25,5 +27,8 @@ class TokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        remember_user_roles(token.user, token.packed_roles)
+        roles = remember_user_roles(token.user, token.packed_roles)
+        # The lifetime depends on the roles just read: no query of its own.
+        if token_expired(token, roles, now=timezone.now()):
+            raise exceptions.AuthenticationFailed("The token has expired: log in again.")
         return token.user, token

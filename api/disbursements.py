@@ -11,12 +11,12 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.errors import FileDownloadNegotiation, field_error
 from api.idempotency import idempotent
+from api.parsers import FormParser, MultiPartParser
 from api.permissions import role_permission
 from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
 from api.views import IDEMPOTENCY_PARAMETER, MAX_ID

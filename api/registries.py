@@ -5,11 +5,11 @@ from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.idempotency import idempotent
+from api.parsers import FormParser, MultiPartParser
 from api.permissions import IsProgramManager, role_permission
 from api.serializers import StrictSerializer
 from core.roles import Role

@@ -1,19 +1,16 @@
 """REST views: validate input, call one service, render the result."""
 
-from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, status, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers as s
-from api.errors import field_error
 from api.idempotency import idempotent
+from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.permissions import IsCitizen, IsProgramManager, role_permission
 from benefits import selectors, services
 from benefits.models import Application, Document, Round
@@ -28,54 +25,6 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="Retry-safe key: the same key and body replay the first response.",
 )
-
-
-# Auth.
-
-
-class AuthTokenApi(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
-    throttle_scope = "auth"
-
-    def get_throttles(self):
-        from rest_framework.throttling import ScopedRateThrottle
-
-        return [ScopedRateThrottle()]
-
-    @extend_schema(request=s.TokenRequestSerializer, responses={200: s.TokenSerializer})
-    def post(self, request):
-        data = s.TokenRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = authenticate(
-            request,
-            username=data.validated_data["username"],
-            password=data.validated_data["password"],
-        )
-        if user is None:
-            raise field_error(
-                None, "Unable to log in with the username and password given.", "invalid_login"
-            )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
-
-
-class CitizenRegisterApi(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
-    throttle_scope = "auth"
-
-    def get_throttles(self):
-        from rest_framework.throttling import ScopedRateThrottle
-
-        return [ScopedRateThrottle()]
-
-    @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
-    def post(self, request):
-        data = s.RegisterSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = services.citizen_register(**data.validated_data)
-        return Response(s.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
 # Programs and rounds.
@@ -296,7 +245,13 @@ class ApplicationDocumentCreateApi(APIView):
 
     @extend_schema(
         request={"multipart/form-data": s.DocumentUploadSerializer},
-        responses={201: s.DocumentSerializer},
+        responses={
+            201: s.DocumentSerializer,
+            409: OpenApiResponse(
+                description="`status`: `not_editable` (not a draft nor waiting for documents); "
+                "`documents`: `too_many_documents` (BAEUM_MAX_DOCUMENTS_PER_APPLICATION)."
+            ),
+        },
         parameters=[IDEMPOTENCY_PARAMETER],
     )
     @idempotent

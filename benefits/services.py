@@ -7,7 +7,6 @@ through the model's FSM transitions and writes the audit event in the same trans
 import tempfile
 from collections.abc import Iterator
 
-import filetype
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -19,6 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.utils import timezone
 
+from benefits.documents import document_content_type
 from benefits.models import Applicant, Application, Document, Notification, Round
 from benefits.notifications import notification_enqueue
 from core.audit import audit_record
@@ -34,7 +34,6 @@ from eligibility import rules
 
 User = get_user_model()
 
-ALLOWED_DOCUMENT_TYPES = frozenset({"application/pdf", "image/png", "image/jpeg"})
 TRAINING_FIELDS = (
     "course_id",
     "course_name",
@@ -260,9 +259,17 @@ def application_update(*, application: Application, actor, data: dict) -> Applic
     return application
 
 
-@transaction.atomic
 def document_add(*, application: Application, actor, kind: str, uploaded: UploadedFile) -> Document:
     """Store an uploaded PDF, PNG or JPEG, checked by its content, with the application."""
+    # Parsed before the transaction: the check may take seconds, and holds no lock.
+    mime = document_content_type(uploaded=uploaded)
+    with transaction.atomic():
+        return _document_store(
+            application=application, actor=actor, kind=kind, uploaded=uploaded, mime=mime
+        )
+
+
+def _document_store(*, application, actor, kind, uploaded, mime) -> Document:
     application = _lock_application(application)
     if not application.is_editable:
         raise InvalidTransition(
@@ -270,26 +277,13 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
             f"documents; it is '{application.status}'.",
             code="not_editable",
         )
-    limit = settings.BAEUM_MAX_DOCUMENT_BYTES
-    if uploaded.size > limit:
-        raise ValidationError(
-            {
-                "file": ValidationError(
-                    f"The file is larger than {limit // (1024 * 1024)} MB.", code="file_too_large"
-                )
-            }
-        )
-    uploaded.seek(0)
-    head = uploaded.read(8192)
-    detected = filetype.guess(head)
-    mime = detected.mime if detected else None
-    if mime not in ALLOWED_DOCUMENT_TYPES:
-        raise ValidationError(
-            {
-                "file": ValidationError(
-                    "The file must be a PDF, PNG or JPEG document.", code="unsupported_file_type"
-                )
-            }
+    cap = settings.BAEUM_MAX_DOCUMENTS_PER_APPLICATION
+    # Counted under the application's lock: two uploads at once cannot both take the last place.
+    if application.documents.count() >= cap:
+        raise Conflict(
+            f"An application holds at most {cap} documents.",
+            code="too_many_documents",
+            field="documents",
         )
     uploaded.seek(0)
     original_name = (uploaded.name or "document").rsplit("/", 1)[-1][:255]

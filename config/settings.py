@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_standardized_errors",
+    "drf_spectacular_sidecar",
+    "axes",
     "core",
     "benefits",
     "eligibility",
@@ -104,6 +106,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Accept-Language everywhere, English when none is sent (the API's clients and tests);
@@ -115,6 +118,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a lockout on the admin and staff sign-in pages into core.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -180,15 +185,63 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _db_options.setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Cache: login throttles and lockouts live here, so every web process must share it.
+# Redis in production (BAEUM_CACHE_URL); the embedded mode runs one process, and the
+# process's own memory is enough.
+BAEUM_CACHE_URL = os.environ.get("BAEUM_CACHE_URL", "")
+if BAEUM_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": BAEUM_CACHE_URL,
+            "KEY_PREFIX": os.environ.get("BAEUM_CACHE_KEY_PREFIX", "baeum"),
+            # A Redis that does not answer fails the request instead of hanging it.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+elif PRODUCTION:
+    raise ImproperlyConfigured(
+        "BAEUM_CACHE_URL must be set when BAEUM_PRODUCTION=1: login throttles and lockouts "
+        "must be shared by every web process (e.g. redis://redis:6379/1)."
+    )
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # django-axes warns that a per-process cache does not share lockouts; the embedded
+    # mode is one process. Production refuses to start without a shared cache (above).
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
-AUTHENTICATION_BACKENDS = ["core.auth.RoleBackend"]
+# Authentication: lockouts, client addresses, token lifetimes.
+# Axes checks every login that goes through django.contrib.auth.authenticate() (the API
+# token login, the admin, the staff workbench) before the role backend does.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "core.auth.RoleBackend"]
+# How many reverse proxies of ours stand in front of Django, each adding one
+# X-Forwarded-For hop. 0: the client is REMOTE_ADDR and X-Forwarded-For is ignored
+# (anyone can write it). N: the client is the N-th address from the right.
+BAEUM_TRUSTED_PROXIES = env_int("BAEUM_TRUSTED_PROXIES", 0)
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = env_int("BAEUM_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BAEUM_LOGIN_LOCKOUT_MINUTES", 15))
+# Per username and client address together: a typo-prone user elsewhere is not locked
+# out by an attacker, and an attacker's address is throttled anyway (BAEUM_AUTH_RATE).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.auth.client_ip"
+AXES_USERNAME_CALLABLE = "core.auth.login_username"
+AXES_LOCKOUT_CALLABLE = "core.auth.lockout_response"
+AXES_ENABLE_ADMIN = False  # attempts live in the cache, not in Axes' tables
+AXES_VERBOSE = False
+# API tokens expire this long after the login that issued them (a login issues a new
+# one and retires the old); citizens keep theirs for weeks, everyone else for a day's work.
+BAEUM_STAFF_TOKEN_HOURS = env_int("BAEUM_STAFF_TOKEN_HOURS", 8)
+BAEUM_CITIZEN_TOKEN_DAYS = env_int("BAEUM_CITIZEN_TOKEN_DAYS", 30)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule on the password: a new password revokes the user's API token.
+    {"NAME": "core.auth.RevokeTokenOnPasswordChange"},
 ]
 
 LANGUAGE_CODE = "en"
@@ -226,12 +279,51 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 FILE_UPLOAD_PERMISSIONS = 0o600
 BAEUM_MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+# Uploads are parsed in a child process held to these bounds (benefits.documents); what
+# does not parse within them is refused.
+BAEUM_MAX_DOCUMENTS_PER_APPLICATION = env_int("BAEUM_MAX_DOCUMENTS_PER_APPLICATION", 20)
+BAEUM_DOCUMENT_CHECK_SECONDS = env_int("BAEUM_DOCUMENT_CHECK_SECONDS", 10)
+BAEUM_DOCUMENT_CHECK_MEMORY_MB = env_int("BAEUM_DOCUMENT_CHECK_MEMORY_MB", 1024)
+BAEUM_DOCUMENT_MAX_PIXELS = env_int("BAEUM_DOCUMENT_MAX_PIXELS", 50_000_000)
+# JSON request bodies: refused (413, 400) before parsing when larger or deeper than this.
+BAEUM_JSON_MAX_BYTES = env_int("BAEUM_JSON_MAX_BYTES", 1024 * 1024)
+BAEUM_JSON_MAX_DEPTH = env_int("BAEUM_JSON_MAX_DEPTH", 32)
 
+# Security headers. Production is served over HTTPS behind our proxy, which sets
+# X-Forwarded-Proto; /health/ answers the load balancer over plain HTTP.
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     LANGUAGE_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("BAEUM_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+    SECURE_HSTS_SECONDS = env_int("BAEUM_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BAEUM_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("BAEUM_HSTS_PRELOAD", True)
+
+# Content-Security-Policy, on every response: scripts, styles, images and fonts come from
+# Baeum itself, never inline (the staff pages, the admin and Swagger UI keep to it).
+# BAEUM_CSP_REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only instead.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # Swagger UI draws its icons from data: URLs.
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+if env_bool("BAEUM_CSP_REPORT_ONLY"):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -247,10 +339,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("BAEUM_AUTH_RATE", "30/min"),
     },
+    # The client address of throttles (and, through core.auth.client_ip, of lockouts).
+    "NUM_PROXIES": BAEUM_TRUSTED_PROXIES,
+    # Size, nesting and characters checked before a view sees the data (api.parsers).
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
+        "api.parsers.JSONParser",
+        "api.parsers.MultiPartParser",
+        "api.parsers.FormParser",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -264,6 +359,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Seoul lifelong-learning scholarship and voucher programs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from Baeum's own static files (drf-spectacular-sidecar), as the CSP wants.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ProgramCodeEnum": "benefits.models.PROGRAM_CODE_CHOICES",

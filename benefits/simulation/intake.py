@@ -53,8 +53,13 @@ DUPLICATE_POLICY = {
 CAPACITY_SHARE = 0.7
 CHUNK = 1000
 BULK_CHUNK = 2000
-# The smallest file the document check takes for a PDF.
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+# A one-page PDF, about the smallest the document check takes (it parses uploads whole).
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\nstartxref\n0\n%%EOF\n"
+)
 
 # Review: what the caseworker does with a screening result.
 DUPLICATE_CODES = frozenset(

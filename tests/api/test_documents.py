@@ -14,13 +14,11 @@ from benefits import services
 from benefits.models import Document
 from core.models import AuditEvent
 from core.roles import Role
+from tests.documents import JPEG, PDF, PNG, image, pdf_of_size
 from tests.factories import ApplicationFactory
 
 pytestmark = pytest.mark.django_db
 
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120
 
 
@@ -88,8 +86,7 @@ def test_eleven_megabyte_file_is_refused(citizen, draft):
 
 
 def test_exactly_ten_megabytes_is_accepted(citizen, draft):
-    content = PDF + b"0" * (10 * 1024 * 1024 - len(PDF))
-    assert upload(citizen, draft, content).status_code == 201
+    assert upload(citizen, draft, pdf_of_size(10 * 1024 * 1024)).status_code == 201
 
 
 @pytest.mark.parametrize(
@@ -231,3 +228,87 @@ def test_a_document_that_does_not_read_whole_is_not_served_at_all(
     assert response.status_code == 500
     assert response.json()["errors"][0]["code"] == "stored_file_unreadable"
     assert not AuditEvent.objects.filter(action="document.viewed").exists()
+
+
+# Content parsed whole, in a bounded child process.
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a size its data does not have (a decompression bomb's
+    header: the claim alone would cost gigabytes to decode)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "name"),
+    [
+        (b"%PDF-1.7\n" + ELF, "invoice.pdf"),  # an executable behind a PDF header
+        (PDF.replace(b"/Kids[3 0 R]/Count 1", b"/Kids[]/Count 0"), "empty.pdf"),  # no page
+        (PDF[: len(PDF) // 2], "cut.pdf"),
+        (PNG[:-20], "cut.png"),
+        (PNG[:40] + bytes([PNG[40] ^ 0xFF]) + PNG[41:], "flipped.png"),  # a bad checksum
+        (JPEG[:-200], "cut.jpeg"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 120, "header-only.jpeg"),
+        (png_claiming(100_000, 100_000), "bomb.png"),
+    ],
+)
+def test_a_file_that_only_begins_like_a_document_is_refused(citizen, draft, content, name):
+    response = upload(citizen, draft, content, name=name)
+    assert response.status_code == 400
+    assert errors(response) == {"file": "unreadable_file"}
+    assert not Document.objects.exists()
+    assert not list(Path(settings.STORAGES["default"]["OPTIONS"]["location"]).rglob("*.bin"))
+
+
+def test_the_check_is_held_to_its_time(citizen, draft, settings):
+    settings.BAEUM_DOCUMENT_CHECK_SECONDS = 0.01  # less than the reader needs to start
+    response = upload(citizen, draft, PDF)
+    assert errors(response) == {"file": "unreadable_file"}
+    assert "took too long" in response.json()["errors"][0]["detail"]
+
+
+def test_the_check_is_held_to_its_memory(citizen, draft, settings):
+    settings.BAEUM_DOCUMENT_CHECK_MEMORY_MB = 8  # too little for the reader to start
+    response = upload(citizen, draft, PDF)
+    assert errors(response) == {"file": "unreadable_file"}
+    assert not Document.objects.exists()
+
+
+def test_an_application_holds_a_limited_number_of_documents(citizen, draft, settings):
+    settings.BAEUM_MAX_DOCUMENTS_PER_APPLICATION = 2
+    assert [upload(citizen, draft, PNG).status_code for _ in range(2)] == [201, 201]
+    response = upload(citizen, draft, PNG)
+    assert response.status_code == 409
+    assert errors(response) == {"documents": "too_many_documents"}
+    assert Document.objects.count() == 2
+    assert "at most 2 documents" in response.json()["errors"][0]["detail"]
+
+
+def test_the_same_file_again_is_not_parsed_again(citizen, draft, monkeypatch):
+    from benefits import documents
+
+    launched = []
+    real = documents._parse_in_child
+
+    def counted(content, mime):
+        launched.append(mime)
+        return real(content, mime)
+
+    monkeypatch.setattr(documents, "_parse_in_child", counted)
+    monkeypatch.setattr(documents, "_VERDICTS", type(documents._VERDICTS)())
+    first = image("PNG", size=(33, 21))
+    assert [upload(citizen, draft, first).status_code for _ in range(3)] == [201] * 3
+    assert upload(citizen, draft, image("PNG", size=(34, 21))).status_code == 201
+    assert launched == ["image/png", "image/png"]

@@ -11,6 +11,7 @@ from benefits import services
 from benefits.models import Application
 from core.roles import Role
 from eligibility.models import ScreeningRun
+from tests.documents import pdf
 from tests.factories import ApplicationFactory, UserFactory
 
 
@@ -31,7 +32,7 @@ def png(width: int = 240, height: int = 120) -> bytes:
 
 
 PNG = png()
-PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+PDF = pdf()
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "locale" / "ko" / "LC_MESSAGES" / "django.po"
 
