@@ -182,7 +182,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # JIT compiling costs ~0.3 s a statement, more than the set-based queries it would
     # speed up here (batch building, screening chunks); OLTP work gains nothing from it.
-    _db_options.setdefault("options", "-c jit=off")
+    # Hash aggregates over a round's 100,000 rows (the pre-release audit, screening facts)
+    # spill to disk at PostgreSQL's default of 4 MB.
+    _db_options.setdefault(
+        "options", f"-c jit=off -c work_mem={os.environ.get('BAEUM_PG_WORK_MEM', '32MB')}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: login throttles and lockouts live here, so every web process must share it.

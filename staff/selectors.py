@@ -1,11 +1,7 @@
 """Reads the staff pages need beyond the API's selectors, each in a fixed number of queries."""
 
 from django.db.models import (
-    BooleanField,
     Count,
-    Exists,
-    ExpressionWrapper,
-    OuterRef,
     Q,
     QuerySet,
     Sum,
@@ -84,7 +80,7 @@ def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:
 
 def batch_payments(batch: DisbursementBatch, *, filters: dict) -> QuerySet[Payment]:
     """The batch's payments with their audit flags, narrowed by state, flag and a search."""
-    payments = batch_payments_with_flags(batch)
+    payments = payment_selectors.payments_with_flags(batch)
     if filters.get("status"):
         payments = payments.filter(status=filters["status"])
     if filters.get("flag"):
@@ -104,71 +100,6 @@ def batch_payments(batch: DisbursementBatch, *, filters: dict) -> QuerySet[Payme
                 | Q(account_holder__icontains=q)
             )
     return payments
-
-
-def _audit_flags(batch: DisbursementBatch) -> dict:
-    """The pre-release audit's flags (payments.selectors), with "one account pays several
-    people" computed set-wise.
-
-    payments.selectors tests it with a correlated EXISTS over the batch's payments, which
-    no index serves (payments have none on the account fingerprint): on a batch of n
-    payments its COUNT reads n² rows, minutes for 50,000. Here the accounts held by two
-    live payments of the batch are found once (GROUP BY … HAVING), and each payment is
-    probed against that set: the same answer (tests/staff/test_finance_pages.py compares
-    the two), in one pass.
-    """
-    flags = payment_selectors._flag_expressions(batch)
-    live = Payment.objects.filter(batch=batch).exclude(status=Payment.Status.CANCELLED)
-    twice = (
-        live.values("account_fingerprint")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .values("account_fingerprint")
-    )
-    once = live.values("account_fingerprint")
-    elsewhere = (
-        Applicant.objects.filter(account_fingerprint=OuterRef("account_fingerprint"))
-        .exclude(pk=OuterRef("application__applicant_id"))
-        .exclude(account_fingerprint="")
-    )
-    in_batch = (Q(status=Payment.Status.CANCELLED) & Q(account_fingerprint__in=once)) | (
-        ~Q(status=Payment.Status.CANCELLED) & Q(account_fingerprint__in=twice)
-    )
-    flags["shared_account"] = ExpressionWrapper(
-        in_batch | Exists(elsewhere), output_field=BooleanField()
-    )
-    return flags
-
-
-def batch_payments_with_flags(batch: DisbursementBatch) -> QuerySet[Payment]:
-    """payments.selectors.payments_with_flags, with the set-wise shared-account flag."""
-    return (
-        Payment.objects.filter(batch=batch)
-        .select_related("application__applicant", "provider")
-        .annotate(**_audit_flags(batch))
-        .order_by("id")
-    )
-
-
-def batch_audit_page(batch: DisbursementBatch) -> QuerySet[Payment]:
-    """Pending payments carrying at least one pre-release audit flag."""
-    query = Q()
-    for name in payment_selectors.AUDIT_FLAGS:
-        query |= Q(**{name: True})
-    return batch_payments_with_flags(batch).filter(status=Payment.Status.PENDING).filter(query)
-
-
-def batch_audit_summary(batch: DisbursementBatch) -> dict:
-    """How many pending payments carry each audit flag (payments.selectors' summary), and
-    under "any" how many carry at least one (the audit list's length), in one pass."""
-    flags = _audit_flags(batch)
-    any_flag = Q()
-    for expr in flags.values():
-        any_flag |= Q(expr)
-    return Payment.objects.filter(batch=batch, status=Payment.Status.PENDING).aggregate(
-        **{name: Count("id", filter=expr) for name, expr in flags.items()},
-        any=Count("id", filter=any_flag),
-    )
 
 
 def batch_result_imports(batch: DisbursementBatch):

@@ -107,11 +107,11 @@ def batch_detail(request, pk: int):
     payments = paginate(
         request, staff_selectors.batch_payments(batch, filters=filters), count=every
     )
-    audit_summary = staff_selectors.batch_audit_summary(batch) if before_approval else None
+    audit_summary = payment_selectors.batch_audit_summary(batch) if before_approval else None
     audit = (
         paginate(
             request,
-            staff_selectors.batch_audit_page(batch),
+            payment_selectors.batch_audit(batch),
             param="audit_page",
             size=20,
             count=audit_summary.pop("any"),

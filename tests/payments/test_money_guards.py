@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from benefits.models import Application, Notification, Round
+from benefits.models import Applicant, Application, Notification, Round
 from benefits.selection import round_select
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.files import stored_file_chunks
@@ -407,3 +407,77 @@ def test_a_held_payment_stays_out_of_the_bank_file(maker, checker):
     assert held.reference not in references
     assert len(references) == 1
     assert AuditEvent.objects.filter(action="batch.payment_held", reason="계좌 확인").exists()
+
+
+def flags_by_applicant(batch) -> dict[int, list[str]]:
+    return {p.application.applicant_id: payment_flags(p) for p in batch_audit(batch)}
+
+
+def test_two_payments_of_the_batch_to_one_account_are_flagged_though_one_payee_moved_on(maker):
+    round_ = selected_round(2)
+    first, second = (a.applicant for a in Application.objects.filter(round=round_).order_by("id"))
+    second.account_number, second.account_fingerprint = first.account_number, "shared-fp"
+    first.account_fingerprint = "shared-fp"
+    first.save()
+    second.save()
+    batch = built_batch(round_, maker)
+    # The second payee gives another account now; the batch still pays "shared-fp" twice.
+    second.account_fingerprint = "new-fp"
+    second.save()
+    flagged = flags_by_applicant(batch)
+    assert "shared_account" in flagged[first.pk]
+    assert flagged[second.pk] == ["shared_account", "account_changed"]
+
+
+def test_an_account_the_payee_left_for_someone_else_is_flagged(maker):
+    round_ = selected_round(1)
+    payee = Application.objects.get(round=round_).applicant
+    batch = built_batch(round_, maker)
+    paid_to = batch.payments.get().account_fingerprint
+    Applicant.objects.filter(pk=payee.pk).update(
+        account_fingerprint="moved", account_changed_at=None
+    )
+    ApplicantFactory(account_fingerprint=paid_to)  # the account now belongs to someone else
+    assert flags_by_applicant(batch) == {payee.pk: ["shared_account", "account_changed"]}
+
+
+def test_the_payees_own_earlier_payment_is_no_shared_account(maker, checker):
+    earlier = sent_batch(selected_round(1), maker, checker)
+    payee = earlier.payments.get().application.applicant
+    round_ = RoundFactory(status=Round.Status.SELECTED, capacity=1)
+    ApplicationFactory(round=round_, applicant=payee, status=Application.Status.SELECTED)
+    batch = built_batch(round_, maker)
+    assert flags_by_applicant(batch) == {}
+
+
+def test_payments_without_an_account_are_not_one_shared_account(maker):
+    round_ = selected_round(2)
+    batch = built_batch(round_, maker)
+    # As voucher credits: no bank account, blank fingerprints.
+    batch.payments.update(account_fingerprint="")
+    Applicant.objects.filter(applications__round=round_).update(account_fingerprint="")
+    assert flags_by_applicant(batch) == {}
+
+
+def test_a_held_out_twin_no_longer_makes_the_account_shared(maker, checker):
+    round_ = selected_round(2)
+    first, second = (a.applicant for a in Application.objects.filter(round=round_).order_by("id"))
+    Applicant.objects.filter(pk=second.pk).update(account_fingerprint=first.account_fingerprint)
+    batch = built_batch(round_, maker)
+    held = batch.payments.get(application__applicant=second)
+    services.payment_hold(batch=batch, payment_id=held.pk, actor=checker, reason="계좌 확인")
+    # The held payee gives another account since: the first is the only one paid to theirs.
+    Applicant.objects.filter(pk=second.pk).update(account_fingerprint="new-fp")
+    assert flags_by_applicant(batch) == {}
+
+
+def test_two_providers_paid_to_one_account_are_flagged_in_their_settlement(maker):
+    accounts = issue_vouchers(2)
+    first = make_provider()
+    second = make_provider(name="같은 계좌 학원", brn="2208162517")
+    redeem(first, accounts[0].code, 10_000)
+    redeem(second, accounts[1].code, 20_000)
+    batch = settle(accounts[0].round, maker)
+    assert first.provider.account_fingerprint == second.provider.account_fingerprint
+    assert {payment_flags(p) == ["shared_account"] for p in batch_audit(batch)} == {True}
+    assert batch_audit(batch).count() == 2
