@@ -18,6 +18,7 @@ Prints a markdown section and appends it to bench/RESULTS.md (unless --no-write)
 
     .venv/bin/python bench/screening.py [--rows 1000000] [--applications 100000] [--no-write]
     .venv/bin/python bench/screening.py --screening-only   # again, on the database left
+    .venv/bin/python bench/screening.py --import-only      # steps 1-2 only
 
 Uses (and recreates) the database in BENCH_SCREENING_DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/baeum_bench_screening).
@@ -112,8 +113,8 @@ def person_hmac(rng: random.Random, i: int, hmacs: list[str]) -> tuple[str, int 
 
 
 def write_csv(path: Path, kind: str, rows: int, hmacs: list[str], districts: list[str]) -> None:
-    """Stream `rows` rows of one registry to disk; header as eligibility.imports.COLUMNS."""
-    from eligibility.imports import COLUMNS, is_person_kind
+    """Stream `rows` rows of one registry to disk; header as eligibility.registry_csv.COLUMNS."""
+    from eligibility.registry_csv import COLUMNS, is_person_kind
 
     rng = random.Random(f"bench-{kind}")
     header = (["rrn_hmac"] if is_person_kind(kind) else []) + list(COLUMNS[kind])
@@ -312,8 +313,8 @@ def scratch_table(kind: str) -> tuple[str, str]:
     """Create a scratch copy of the record table; return its name and the COPY statement."""
     from django.db import connection
 
-    from eligibility.imports import COLUMNS, is_person_kind
     from eligibility.models import RECORD_MODELS
+    from eligibility.registry_csv import COLUMNS, is_person_kind
 
     table = RECORD_MODELS[kind]._meta.db_table
     scratch = f"bench_raw_{kind}"
@@ -684,6 +685,65 @@ def screening_only(url: str) -> None:
     )
 
 
+def import_lines(args, imports: dict, people_seconds: float, began: float) -> list[str]:
+    """The markdown of the import half: heading, set-up, one line per registry, totals."""
+    total_raw = sum(i["raw"]["seconds"] for i in imports.values())
+    total_real = sum(i["real"]["seconds"] for i in imports.values())
+    peak_import = max(i["real"]["rss_peak"] for i in imports.values())
+    title = "Registry import" if args.import_only else "Registry import and round screening"
+    option = " --import-only" if args.import_only else ""
+    lines = [
+        f"### {title} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Command: `.venv/bin/python bench/screening.py --rows {args.rows} "
+        f"--applications {args.applications}{option}`  ",
+        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}; PostgreSQL on the same machine; one process, "
+        f"total run {time.perf_counter() - began:.0f} s.",
+        "",
+        f"Set-up: {args.applications} applicants (users, encrypted RRN and account) in "
+        f"{people_seconds:.1f} s; CSVs with the `rrn_hmac` person column, one person row in "
+        f"{MATCH_EVERY} belonging to an applicant (two in three of those overlapping the "
+        "application's period). Raw: `COPY … FROM STDIN WITH (FORMAT csv, HEADER true)` "
+        "in 1 MiB blocks into a scratch table `LIKE` the record table `INCLUDING ALL` "
+        "(same columns and indexes, no foreign key), in one transaction. Import: "
+        "`registry_import_run` (stream, validate every row, COPY in chunks of 10,000 that "
+        "each commit, duplicate check, activation); storing the upload "
+        "(`registry_import_create`) is timed apart. `CHECKPOINT` before each. RSS is this "
+        "process's resident set, sampled every 20 ms during the import.",
+        "",
+        "| registry | rows | file MB | raw COPY s | raw rows/s | import s | import rows/s | "
+        "import/raw | store upload s | RSS start → peak MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, i in imports.items():
+        raw_rate = i["raw"]["rows"] / i["raw"]["seconds"]
+        real_rate = i["real"]["rows"] / i["real"]["seconds"]
+        lines.append(
+            f"| {kind} | {i['real']['rows']} | {i['size'] / 2**20:.0f} | "
+            f"{i['raw']['seconds']:.1f} | {raw_rate:,.0f} | {i['real']['seconds']:.1f} | "
+            f"{real_rate:,.0f} | **{real_rate / raw_rate:.2f}** | "
+            f"{i['real']['store_seconds']:.1f} | "
+            f"{i['real']['rss_start']:.0f} → {i['real']['rss_peak']:.0f} |"
+        )
+    lines += [
+        "",
+        f"All five: raw {total_raw:.1f} s, import {total_real:.1f} s → ratio import/raw "
+        f"rows/s **{total_raw / total_real:.2f}** (target ≥ 0.50); peak RSS during an import "
+        f"**{peak_import:.0f} MB** (target < 500 MB); process ru_maxrss {maxrss_mb():.0f} MB.",
+        "",
+    ]
+    return lines
+
+
+def report_imports(args, imports: dict, people_seconds: float, began: float) -> None:
+    text = "\n".join(import_lines(args, imports, people_seconds, began))
+    print(text)
+    if not args.no_write:
+        with (ROOT / "bench" / "RESULTS.md").open("a") as f:
+            f.write("\n" + text + "\n")
+
+
 # Report.
 
 
@@ -697,6 +757,11 @@ def main():
         action="store_true",
         help="reuse the database a full run left and time only the round screening "
         "(for trying a change; prints the figures, writes nothing)",
+    )
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="time the registry imports only (steps 1-2), and report them alone",
     )
     args = parser.parse_args()
     url = os.environ.get("BENCH_SCREENING_DATABASE_URL", DEFAULT_URL)
@@ -733,6 +798,9 @@ def main():
                 file=sys.stderr,
             )
 
+        if args.import_only:
+            report_imports(args, imports, people_seconds, began)
+            return
         t0 = time.perf_counter()
         round_id = make_round(people, args.rows)
         round_seconds = time.perf_counter() - t0
@@ -748,50 +816,9 @@ def main():
         chunk_seconds, profile_lines = profile_chunk(round_id)
 
     # Markdown.
-    total_raw = sum(i["raw"]["seconds"] for i in imports.values())
-    total_real = sum(i["real"]["seconds"] for i in imports.values())
-    peak_import = max(i["real"]["rss_peak"] for i in imports.values())
     ratio_screen = screened["seconds"] / raw["seconds"]
     lines = [
-        f"### Registry import and round screening — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"Command: `.venv/bin/python bench/screening.py --rows {args.rows} "
-        f"--applications {args.applications}`  ",
-        f"Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
-        f"{platform.python_version()}; PostgreSQL on the same machine; one process, "
-        f"total run {time.perf_counter() - began:.0f} s.",
-        "",
-        f"Set-up: {args.applications} applicants (users, encrypted RRN and account) in "
-        f"{people_seconds:.1f} s; CSVs with the `rrn_hmac` person column, one person row in "
-        f"{MATCH_EVERY} belonging to an applicant (two in three of those overlapping the "
-        "application's period). Raw: `COPY … FROM STDIN WITH (FORMAT csv, HEADER true)` "
-        "in 1 MiB blocks into a scratch table `LIKE` the record table `INCLUDING ALL` "
-        "(same columns and indexes, no foreign key), in one transaction. Import: "
-        "`registry_import_run` (stream, validate every row, COPY in chunks of 10,000 that "
-        "each commit, duplicate check, activation); storing the upload "
-        "(`registry_import_create`) is timed apart. `CHECKPOINT` before each. RSS is this "
-        "process's resident set, sampled every 20 ms during the import.",
-        "",
-        "| registry | rows | file MB | raw COPY s | raw rows/s | import s | import rows/s | "
-        "import/raw | store upload s | RSS start → peak MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for kind, i in imports.items():
-        raw_rate = i["raw"]["rows"] / i["raw"]["seconds"]
-        real_rate = i["real"]["rows"] / i["real"]["seconds"]
-        lines.append(
-            f"| {kind} | {i['real']['rows']} | {i['size'] / 2**20:.0f} | "
-            f"{i['raw']['seconds']:.1f} | {raw_rate:,.0f} | {i['real']['seconds']:.1f} | "
-            f"{real_rate:,.0f} | **{real_rate / raw_rate:.2f}** | "
-            f"{i['real']['store_seconds']:.1f} | "
-            f"{i['real']['rss_start']:.0f} → {i['real']['rss_peak']:.0f} |"
-        )
-    lines += [
-        "",
-        f"All five: raw {total_raw:.1f} s, import {total_real:.1f} s → ratio import/raw "
-        f"rows/s **{total_raw / total_real:.2f}** (target ≥ 0.50); peak RSS during an import "
-        f"**{peak_import:.0f} MB** (target < 500 MB); process ru_maxrss {maxrss_mb():.0f} MB.",
-        "",
+        *import_lines(args, imports, people_seconds, began),
         f"Round: {args.applications} scholarship applications under review (4 in 5 with an "
         f"enrollment certificate, 2% with another live application this year, 2% sharing a "
         f"bank account), created in {round_seconds:.1f} s; `VACUUM ANALYZE` before timing and "

@@ -104,7 +104,9 @@ def notification_enqueue(
     if send_after_commit:
         from benefits.tasks import notification_send_task
 
-        transaction.on_commit(lambda: notification_send_task.delay(notification.pk))
+        # robust: a broker that is down must not fail a request that committed; the
+        # message waits in this outbox for notifications_flush_task.
+        transaction.on_commit(lambda: notification_send_task.delay(notification.pk), robust=True)
     return notification
 
 
@@ -164,7 +166,7 @@ def notification_enqueue_many(
     if created:
         from benefits.tasks import notifications_flush_task
 
-        transaction.on_commit(notifications_flush_task.delay)
+        transaction.on_commit(notifications_flush_task.delay, robust=True)
     return created
 
 

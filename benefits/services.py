@@ -435,22 +435,28 @@ def _submit(application: Application, actor) -> Application:
 
 
 def _screen_after_commit(application: Application, *, then_send: Notification | None) -> None:
-    """After the commit, queue the screening and then the sending of the queued message.
+    """Record the screening in the task outbox; it is sent after the commit, and the queued
+    message is sent once the screening has run.
 
-    One broker message, a chain: the worker sends the message once the screening task has
-    run. Should screening fail for good, the message stays pending in the outbox and the
-    periodic sweep (notifications_flush_task) sends it; it is never sent twice either way.
+    A broker that is down at the commit delays the screening until the outbox sweeper
+    sends it again, never loses it. Should screening fail for good, the message stays
+    pending in the notification outbox and its own sweep (notifications_flush_task) sends
+    it; it is never sent twice either way.
     """
     from benefits.tasks import notification_send_task
+    from core.outbox import outbox_enqueue
     from eligibility.screening_tasks import application_screen_task
 
     # The submission time names this submission, so a retried task screens it once
     # and a resubmission after a documents request gets a run of its own.
     trigger = f"submit:{application.submitted_at.isoformat()}"
-    work = application_screen_task.si(application.pk, trigger)
-    if then_send is not None:
-        work |= notification_send_task.si(then_send.pk)
-    transaction.on_commit(work.delay)
+    outbox_enqueue(
+        application_screen_task,
+        application.pk,
+        trigger,
+        key=f"screen:{application.pk}:{trigger}",
+        then=[(notification_send_task, [then_send.pk])] if then_send is not None else None,
+    )
 
 
 @transaction.atomic

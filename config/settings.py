@@ -395,21 +395,58 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Celery, the task outbox, logging in every process, sealed uploads (issue 16) -------
 # Celery: with no broker configured, tasks run eagerly in the calling process.
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
 # The in-memory transport is never used while eager; it only spares kombu a warning.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or None
+# A message is acknowledged once its task has run, not when a worker takes it: a worker
+# killed mid-task leaves it unacknowledged, and Redis hands it out again after the
+# visibility timeout; a child process lost under a live worker requeues it at once.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis gives an unacknowledged message to another worker after the visibility timeout,
+# whether or not the first one still runs it. Longer than every countdown the tasks use
+# (retries wait up to 10 minutes), so a waiting retry is never handed out twice; short
+# enough that a message of a killed worker comes back within the half hour even without
+# the outbox sweeper. Work that runs longer gets a second delivery, which its outbox lease
+# turns into a no-op; the sweeper, not this timeout, is what takes over work whose worker
+# died (after BAEUM_OUTBOX_LEASE). The socket timeouts make a publish to a broker that is
+# gone fail in seconds instead of holding a web request.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 1800),
+    "socket_timeout": 5,
+    "socket_connect_timeout": 3,
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),
+}
+# One quick retry of a publish, then the caller moves on: the outbox keeps the work.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 0.5,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery keeps Django's logging (and its RRN-redacting filter) instead of its own root
+# handler; core.logging also hooks Celery's logger signals for the task loggers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task modules outside the autodiscovered tasks.py files.
 CELERY_IMPORTS = ["eligibility.screening_tasks"]
+# The task outbox: a run that renewed its lease longer ago than this is taken over; work
+# sent but not started within REDISPATCH_AFTER is sent again (doubling each time); a task
+# that failed (or lost its lease) this many times is given up and logged as an error.
+BAEUM_OUTBOX_LEASE = timedelta(seconds=env_int("BAEUM_OUTBOX_LEASE_SECONDS", 300))
+BAEUM_OUTBOX_REDISPATCH_AFTER = timedelta(seconds=env_int("BAEUM_OUTBOX_REDISPATCH_SECONDS", 300))
+BAEUM_OUTBOX_MAX_FAILURES = env_int("BAEUM_OUTBOX_MAX_FAILURES", 8)
+# Finished entries are kept this long for anyone looking at what ran, then swept away.
+BAEUM_OUTBOX_KEEP_DONE = timedelta(days=env_int("BAEUM_OUTBOX_KEEP_DONE_DAYS", 7))
+BAEUM_OUTBOX_SWEEP_SECONDS = env_int("BAEUM_OUTBOX_SWEEP_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {
         "task": "api.tasks.idempotency_keys_purge_task",
@@ -423,7 +460,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "benefits.tasks.notifications_flush_task",
         "schedule": crontab(minute="*/5"),
     },
+    "task-outbox-sweep": {
+        "task": "core.tasks.outbox_sweep_task",
+        "schedule": timedelta(seconds=BAEUM_OUTBOX_SWEEP_SECONDS),
+        # A sweep that waited longer than its interval is replaced by the next one.
+        "options": {"expires": BAEUM_OUTBOX_SWEEP_SECONDS},
+    },
 }
+# Uploads too large for memory are encrypted as they arrive (core.uploads), never written
+# to the temp directory in plaintext: registry files hold raw RRNs.
+FILE_UPLOAD_HANDLERS = [
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "core.uploads.SealedTemporaryFileUploadHandler",
+]
+# --- end of the Celery and outbox block ----------------------------------------------------
 # Where citizen notifications go: a class with send(notification).
 BAEUM_NOTIFICATION_BACKEND = os.environ.get(
     "BAEUM_NOTIFICATION_BACKEND", "benefits.notifications.ConsoleBackend"

@@ -2,7 +2,8 @@
 
 from django.contrib import admin
 
-from core.models import AuditEvent
+from core.models import AuditEvent, TaskOutbox
+from core.outbox import outbox_retry
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -25,3 +26,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["object_id", "reason"]
     date_hierarchy = "at"
     list_select_related = ["actor"]
+
+
+@admin.register(TaskOutbox)
+class TaskOutboxAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task", "key", "status", "runs", "failures", "due_at", "finished_at"]
+    list_filter = ["status", "task"]
+    search_fields = ["key"]
+    actions = ["retry"]
+
+    @admin.action(description="Queue the selected given-up tasks again")
+    def retry(self, request, queryset):
+        count = outbox_retry(entry_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} given-up tasks queued again.")

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -176,38 +175,49 @@ def _chunk_aad(purpose: str, index: int, last: bool) -> bytes:
     return _aad(purpose) + b"|" + index.to_bytes(8, "big") + (b"|last" if last else b"|more")
 
 
-def _seal_chunks(chunks: Iterable[bytes], target, *, purpose: str) -> None:
-    """Write plaintext chunks to target as an encrypted file under the active key."""
-    ring = _key_ring()
-    kid = ring.active_kid.encode("ascii")
-    aesgcm = ring.keys[ring.active_kid]
-    target.write(FILE_MAGIC + len(kid).to_bytes(1, "big") + kid)
-    chunks = iter(chunks)
-    chunk, index = next(chunks, b""), 0
-    while True:
-        following = next(chunks, None)
-        last = following is None
+class FileSealer:
+    """Write a file in encrypt_file's format from plaintext handed over piece by piece
+    (an upload as it arrives): each chunk is sealed as soon as more data follows it."""
+
+    def __init__(self, target, *, purpose: str, chunk_bytes: int | None = None):
+        ring = _key_ring()
+        kid = ring.active_kid.encode("ascii")
+        self._aesgcm, self._target, self._purpose = ring.keys[ring.active_kid], target, purpose
+        self._size = chunk_bytes or FILE_CHUNK_BYTES
+        self._buffer, self._index, self._digest = bytearray(), 0, hashlib.sha256()
+        target.write(FILE_MAGIC + len(kid).to_bytes(1, "big") + kid)
+
+    def write(self, data: bytes) -> None:
+        self._digest.update(data)
+        self._buffer += data
+        # A chunk is sealed as "more" only once a byte after it is known: the last chunk
+        # of the file, however full, is sealed as "last" by close().
+        while len(self._buffer) > self._size:
+            self._seal(bytes(self._buffer[: self._size]), last=False)
+            del self._buffer[: self._size]
+
+    def close(self) -> str:
+        """Seal what is left as the last chunk; return the SHA-256 of the plaintext."""
+        self._seal(bytes(self._buffer), last=True)
+        self._buffer = bytearray()
+        return self._digest.hexdigest()
+
+    def _seal(self, chunk: bytes, *, last: bool) -> None:
         nonce = os.urandom(_NONCE_BYTES)
-        sealed = aesgcm.encrypt(nonce, chunk, _chunk_aad(purpose, index, last))
-        target.write(len(sealed).to_bytes(4, "big") + nonce + sealed)
-        if last:
-            return
-        chunk, index = following, index + 1
+        sealed = self._aesgcm.encrypt(nonce, chunk, _chunk_aad(self._purpose, self._index, last))
+        self._target.write(len(sealed).to_bytes(4, "big") + nonce + sealed)
+        self._index += 1
 
 
-def _hashed(chunks: Iterable[bytes], digest):
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
-
-
-def encrypt_file(source, target, *, purpose: str) -> str:
+def encrypt_file(source, target, *, purpose: str, chunk_bytes: int | None = None) -> str:
     """Encrypt the binary stream source into target under the active key, chunk by chunk;
-    return the SHA-256 of the plaintext."""
-    digest = hashlib.sha256()
-    chunks = iter(lambda: source.read(FILE_CHUNK_BYTES), b"")
-    _seal_chunks(_hashed(chunks, digest), target, purpose=purpose)
-    return digest.hexdigest()
+    return the SHA-256 of the plaintext. Smaller chunks cost a reader streaming the file
+    back less memory (each chunk is decrypted whole)."""
+    size = chunk_bytes or FILE_CHUNK_BYTES
+    sealer = FileSealer(target, purpose=purpose, chunk_bytes=size)
+    for chunk in iter(lambda: source.read(size), b""):
+        sealer.write(chunk)
+    return sealer.close()
 
 
 def is_encrypted_file(source) -> bool:
@@ -236,17 +246,18 @@ def reencrypt_file(source, target, *, purpose: str) -> str:
 
     Raises DecryptionError, having written part of target, if source does not decrypt.
     """
-    digest = hashlib.sha256()
-    _seal_chunks(_hashed(decrypt_file(source, purpose=purpose), digest), target, purpose=purpose)
-    return digest.hexdigest()
+    sealer = FileSealer(target, purpose=purpose)
+    for chunk in decrypt_file(source, purpose=purpose):
+        sealer.write(chunk)
+    return sealer.close()
 
 
 def decrypted_sha256(source, *, purpose: str) -> str:
     """Decrypt a whole file made by encrypt_file, authenticating every chunk, and return the
     SHA-256 of its plaintext; raise DecryptionError if any of it does not decrypt."""
     digest = hashlib.sha256()
-    for _ in _hashed(decrypt_file(source, purpose=purpose), digest):
-        pass
+    for chunk in decrypt_file(source, purpose=purpose):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -274,7 +285,9 @@ def decrypt_file(source, *, purpose: str):
             last = False
         if last and source.read(1):
             raise DecryptionError("Encrypted file has data after its last chunk.")
+        del sealed  # not kept alive beside the next chunk while the caller holds this one
         yield plain
+        del plain
         if last:
             return
         index += 1

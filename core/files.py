@@ -1,4 +1,5 @@
-"""Files kept encrypted by core.crypto (bank files, documents), read back whole or not at all."""
+"""Files kept encrypted by core.crypto (bank files, documents, registry uploads), read back
+whole or not at all, or as a stream that authenticates each chunk before handing it out."""
 
 from collections.abc import Iterator
 
@@ -17,6 +18,31 @@ class StoredFileUnreadable(DomainError):
 
     status_code = 500
     default_code = "stored_file_unreadable"
+
+
+class SealedReader:
+    """A read-only stream over a file made by encrypt_file, decrypted chunk by chunk as it is
+    read: the plaintext is never whole in memory nor on disk. Raises DecryptionError where
+    a chunk fails to authenticate (a cut or tampered file), before any of its bytes."""
+
+    def __init__(self, source, *, purpose: str):
+        self._chunks = decrypt_file(source, purpose=purpose)
+        self._rest = memoryview(b"")
+
+    def read(self, size: int = -1) -> bytes:
+        """Return up to size bytes (fewer at a chunk's end), b"" at the end of the file."""
+        if size is None or size < 0:
+            data = b"".join([bytes(self._rest), *self._chunks])
+            self._rest = memoryview(b"")
+            return data
+        while not self._rest:
+            self._rest = memoryview(b"")  # lets the spent chunk go before the next is read
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return b""
+            self._rest = memoryview(chunk)
+        piece, self._rest = self._rest[:size], self._rest[size:]
+        return bytes(piece)
 
 
 def stored_file_chunks(stored, *, purpose: str, plaintext_allowed: bool = False) -> Iterator[bytes]:

@@ -33,3 +33,25 @@ class RedactPersonalDataFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+
+def redact_handlers(logger: logging.Logger) -> None:
+    """Put the redacting filter on each of the logger's handlers that lacks it.
+
+    On the handler, not the logger: a logger's own filters never see the records that
+    propagate to it from its children.
+    """
+    for handler in logger.handlers:
+        if not any(isinstance(f, RedactPersonalDataFilter) for f in handler.filters):
+            handler.addFilter(RedactPersonalDataFilter())
+
+
+def redact_celery_logger(logger: logging.Logger | None = None, **kwargs) -> None:
+    """Receiver of Celery's after_setup_logger and after_setup_task_logger signals.
+
+    A worker or beat sets up its own handlers (the task logger's, and the root's too if
+    it hijacks it): they get the filter like Django's.
+    """
+    for each in (logger, logging.getLogger(), logging.getLogger("celery.task")):
+        if each is not None:
+            redact_handlers(each)

@@ -50,6 +50,10 @@ class RegistrySnapshot(models.Model):
 
 
 class RegistryImportJob(models.Model):
+    # The upload holds raw RRNs: stored encrypted (core.crypto.encrypt_file) until the job ends.
+    FILE_PURPOSE = "registry_upload"
+    SEALED_FILES = {"file": FILE_PURPOSE}
+
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"

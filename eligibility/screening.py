@@ -21,6 +21,7 @@ from django.utils import timezone
 from benefits.models import Applicant, Application, Document, Round
 from benefits.services import application_screening_finish, application_screening_start
 from core.audit import audit_record
+from core.outbox import outbox_enqueue, outbox_heartbeat
 from eligibility import rules
 from eligibility.models import (
     NaeilbaeumRecord,
@@ -590,6 +591,9 @@ def _rescreen_chunk(
     # where a join let the planner read every applicant for each chunk.
     person = Applicant.objects.filter(pk=OuterRef("applicant_id"))
     with transaction.atomic():
+        # Progress renews the job's lease, and holds it until this chunk commits: a run
+        # taken over meanwhile rolls its chunk back, so no application is screened twice.
+        outbox_heartbeat()
         # Plain tuples under the row lock: no model instances for a thousand applications.
         applying = [
             _Applying(*row)
@@ -692,7 +696,8 @@ def screening_summary(run: ScreeningRun | None) -> dict | None:
 
 
 def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
-    """Queue a re-screening of every round with applications under review; return round ids."""
+    """Record a re-screening of every round with applications under review, in the
+    transaction that activates the snapshot; return the round ids."""
     from eligibility.screening_tasks import round_rescreen_task
 
     round_ids = list(
@@ -702,5 +707,6 @@ def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
         .order_by("round_id")
     )
     for round_id in round_ids:
-        round_rescreen_task.delay(round_id, f"snapshot-{snapshot_id}")
+        job_key = f"snapshot-{snapshot_id}"
+        outbox_enqueue(round_rescreen_task, round_id, job_key, key=f"rescreen:{round_id}:{job_key}")
     return round_ids

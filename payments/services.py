@@ -15,6 +15,7 @@ from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.fsm import bulk_transition, require_transition
+from core.outbox import outbox_enqueue, outbox_heartbeat
 from payments.models import DisbursementBatch, Payment, VoucherEntry
 from payments.selectors import round_budget_ledger
 from payments.vouchers import voucher_accounts_issue
@@ -159,13 +160,16 @@ def batch_create(*, round_: Round, actor) -> DisbursementBatch:
     )
     from payments.tasks import batch_build_task
 
-    transaction.on_commit(lambda: batch_build_task.delay(batch.pk))
+    # Recorded with the batch: a broker that is down now delays the build, never loses it.
+    outbox_enqueue(batch_build_task, batch.pk, key=f"batch_build:{batch.pk}")
     return batch
 
 
 def _build_chunk(batch_id: int, chunk_size: int) -> bool:
     """Add the next chunk of payments to a batch in its own transaction; False when done."""
     with transaction.atomic():
+        # Progress renews the build's lease; a build taken over stops here.
+        outbox_heartbeat()
         round_id = DisbursementBatch.objects.values_list("round_id", flat=True).get(pk=batch_id)
         round_ = Round.objects.select_for_update().select_related("program").get(pk=round_id)
         batch = DisbursementBatch.objects.select_for_update().get(pk=batch_id)
@@ -327,7 +331,7 @@ def batch_approve(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbu
     if batch.pays_by_bank:
         from payments.tasks import bank_files_generate_task
 
-        transaction.on_commit(lambda: bank_files_generate_task.delay(batch.pk))
+        outbox_enqueue(bank_files_generate_task, batch.pk, key=f"bank_files:{batch.pk}")
     return batch
 
 

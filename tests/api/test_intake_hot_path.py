@@ -28,8 +28,9 @@ def submit(client, pk, **extra):
 # Query budgets. Tests run inside a transaction, so the API's own transactions show here as
 # savepoints (SAVEPOINT and RELEASE are counted). Served for real (test_intake_served), a
 # create is 8 statements (token with user, applicant and roles; key claim; BEGIN; round;
-# application; audit event; stored response; COMMIT) and a submit 7 (token; BEGIN;
-# application found, scoped and locked; update; audit event; outbox message; COMMIT).
+# application; audit event; stored response; COMMIT) and a submit 8 (token; BEGIN;
+# application found, scoped and locked; update; audit event; the "submitted" message in
+# the notification outbox; the screening in the task outbox; COMMIT).
 
 
 def test_create_with_an_idempotency_key_has_a_fixed_query_budget(
@@ -42,7 +43,7 @@ def test_create_with_an_idempotency_key_has_a_fixed_query_budget(
 
 def test_submit_has_a_fixed_query_budget(citizen, open_round, django_assert_max_num_queries):
     created = create(citizen, open_round).json()
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(8):
         response = submit(citizen, created["id"])
     assert response.status_code == 200, response.json()
     assert response.json()["status"] == "submitted"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core.crypto import rrn_hmac
 from core.districts import SEOUL_DISTRICTS
-from eligibility import imports, registry_csv
+from eligibility import imports, registry_csv, registry_load
 from eligibility.imports import registry_import_create, registry_import_run
 from eligibility.models import (
     RECORD_MODELS,
@@ -123,7 +123,7 @@ def near_valid_lines(draw, kind: str, person: str) -> str:
 def as_postgres_reads(kind: str, csv_line: str) -> tuple:
     """The values COPY (FORMAT csv, FORCE_NOT_NULL text columns) reads from a fast CSV line."""
     model = RECORD_MODELS[kind]
-    names = imports._db_columns(kind)[2:]
+    names = registry_load._db_columns(kind)[2:]
     assert not set(csv_line) & set('"\r\n'), csv_line  # nothing quoted, one line
     fields = csv_line.split(",")
     assert len(fields) == len(names), csv_line
@@ -339,11 +339,12 @@ def chunks_line_by_line(kind: str, data: bytes, chunk_rows: int, max_line: int):
     return chunks, errors
 
 
-def chunks_now(kind: str, data: bytes):
+def chunks_now(kind: str, data: bytes, chunk_rows: int):
     blocks = read_blocks(io.BytesIO(data), hashlib.sha256())
     start, lines, problems = next(blocks)
     person = registry_csv.read_header(kind, (start, lines[0], problems.get(start)))
-    rows = imports._Rows(kind, person, chain([(start + 1, lines[1:], problems)], blocks), 7)
+    blocks = chain([(start + 1, lines[1:], problems)], blocks)
+    rows = registry_load._Rows(kind, person, blocks, 7, chunk_rows=chunk_rows)
     chunks = []
     while not rows.done:
         written = [(line, values) for batch in rows.chunk() for _, line, values, _ in batch]
@@ -373,8 +374,7 @@ def test_chunks_are_cut_as_reading_line_by_line_cut_them(lines, crlf, chunk_rows
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry_csv, "MAX_LINE_BYTES", 80)
         patch.setattr(registry_csv, "BLOCK_BYTES", block)
-        patch.setattr(imports, "CHUNK_ROWS", chunk_rows)
-        got = chunks_now(RegistryKind.NATIONAL_VOUCHER, data)
+        got = chunks_now(RegistryKind.NATIONAL_VOUCHER, data, chunk_rows)
 
     assert got == chunks_line_by_line(RegistryKind.NATIONAL_VOUCHER, data, chunk_rows, 80)
 
@@ -495,7 +495,7 @@ def test_a_clean_file_skips_the_duplicate_query_unless_too_big(monkeypatch):
     assert queried == []
 
     monkeypatch.setattr(imports, "CHUNK_ROWS", 10)
-    monkeypatch.setattr(imports, "KEY_HASH_ROWS", 10)
+    monkeypatch.setattr(registry_load, "KEY_HASH_ROWS", 10)
     assert import_file(RegistryKind.NATIONAL_VOUCHER, content).status == "succeeded"
     assert queried == [RegistryKind.NATIONAL_VOUCHER]
     assert import_file(RegistryKind.NATIONAL_VOUCHER, content + f"{0:064x},2025\n").errors == [
