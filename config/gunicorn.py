@@ -1,4 +1,4 @@
-"""gunicorn settings for the production shape: `gunicorn -c config/gunicorn.py config.wsgi`.
+"""gunicorn settings for the production shape, read through gunicorn.conf.py at the root.
 
 Its own error and access logs go through the same RRN-redacting filter as Django's: an
 access line quotes the request line and its query string, where a search for a person
