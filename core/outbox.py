@@ -22,7 +22,9 @@ from datetime import timedelta
 from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import CharField, F, Q, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.models import TaskOutbox
@@ -290,6 +292,14 @@ def on_abandon(task):
         return handler
 
     return register
+
+
+def outbox_entries_about(task, objects: QuerySet) -> QuerySet:
+    """The entries of a task whose first argument is the id of one of `objects`."""
+    ids = objects.order_by().annotate(text_id=Cast("pk", CharField())).values("text_id")
+    return TaskOutbox.objects.annotate(about=KT("args__0")).filter(
+        task=_task_name(task), about__in=ids
+    )
 
 
 def outbox_retry(*, entry_ids: list[int]) -> int:

@@ -12,6 +12,7 @@ from django.db.models.functions import Cast
 
 from benefits.models import Applicant, Application, Document, Notification, Round
 from core.models import AuditEvent
+from core.outbox import outbox_entries_about
 from eligibility.models import RegistryImportJob, ScreeningRun
 from payments.models import (
     BankFile,
@@ -74,6 +75,17 @@ def _delete_rows(rounds, users) -> dict[str, int]:
             | _audited(jobs)
             | _audited(rounds)
         ),
+    )
+    # The task outbox's record of the work the run asked for (its first argument the id).
+    counts["task outbox"] = sum(
+        outbox_entries_about(task, objects).delete()[0]
+        for task, objects in (
+            ("eligibility.screening_tasks.application_screen_task", applications),
+            ("eligibility.screening_tasks.round_rescreen_task", rounds),
+            ("eligibility.tasks.registry_import_run_task", jobs),
+            ("payments.tasks.batch_build_task", batches),
+            ("payments.tasks.bank_files_generate_task", batches),
+        )
     )
     delete("voucher entries", VoucherEntry.objects.filter(account__round__in=rounds))
     delete("voucher accounts", VoucherAccount.objects.filter(round__in=rounds))
