@@ -2,6 +2,7 @@
 
 from django.http import StreamingHttpResponse
 from django.urls import path
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -17,13 +18,20 @@ from rest_framework.views import APIView
 
 from api.errors import FileDownloadNegotiation
 from api.permissions import IsCaseworker, role_permission
-from api.serializers import DocumentSerializer, DocumentsRequestSerializer, ReasonSerializer
+from api.serializers import (
+    AppealSerializer,
+    DocumentSerializer,
+    DocumentsRequestSerializer,
+    ReasonSerializer,
+    latest_appeal,
+)
 from api.views import MAX_ID
 from benefits import selectors, services
 from benefits.models import Application
 from core.audit import audit_history
 from core.districts import DISTRICT_CHOICES
 from core.roles import Role
+from eligibility import rules
 
 CanReadReviews = role_permission(Role.CASEWORKER, Role.AUDITOR)
 
@@ -52,10 +60,30 @@ class RuleResultSerializer(serializers.Serializer):
     evidence = serializers.DictField(required=False)
 
 
+class MatchRecordSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="the match id to resolve it by")
+    record = serializers.DictField()
+    resolution = serializers.CharField(allow_null=True)
+
+
 class DuplicateSerializer(serializers.Serializer):
     registry = serializers.CharField()
     action = serializers.CharField()
     detail = serializers.CharField()
+    records = serializers.SerializerMethodField()
+
+    @extend_schema_field(MatchRecordSerializer(many=True))
+    def get_records(self, match) -> list[dict]:
+        """Each record the match found, with the id to resolve it by and its resolution."""
+        resolutions = self.context.get("resolutions", {})
+        registry = match["registry"]
+        records = []
+        for record in rules.match_records(registry, match.get("evidence") or {}):
+            match_id = rules.match_id(registry, record)
+            records.append(
+                {"id": match_id, "record": record, "resolution": resolutions.get(match_id)}
+            )
+        return records
 
 
 class ScreeningSerializer(serializers.Serializer):
@@ -66,6 +94,30 @@ class ScreeningSerializer(serializers.Serializer):
     duplicates = DuplicateSerializer(many=True, source="duplicate_matches")
     snapshot_ids = serializers.DictField()
     created_at = serializers.DateTimeField()
+
+
+class FlagSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    summary = serializers.CharField()
+    causes = serializers.SerializerMethodField()
+    raised_at = serializers.DateTimeField()
+
+    @extend_schema_field(RuleResultSerializer(many=True))
+    def get_causes(self, flag) -> list[dict]:
+        return [rules.rendered_rule(cause) for cause in flag.causes]
+
+
+class MatchResolutionSerializer(serializers.Serializer):
+    id = serializers.SerializerMethodField()
+    registry = serializers.CharField()
+    record = serializers.DictField()
+    resolution = serializers.CharField()
+    reason = serializers.CharField()
+    resolved_by = serializers.CharField(source="resolved_by.username")
+    resolved_at = serializers.DateTimeField()
+
+    def get_id(self, resolution) -> str:
+        return f"{resolution.registry}.{resolution.record_key}"
 
 
 class HistorySerializer(serializers.Serializer):
@@ -87,6 +139,19 @@ class ReviewListSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField()
     screening_outcome = serializers.SerializerMethodField()
     flags = serializers.SerializerMethodField()
+    appeal_deadline = serializers.SerializerMethodField()
+    appeal_days_left = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_appeal_deadline(self, obj) -> str | None:
+        appeal = selectors.open_appeal(obj)
+        return appeal.deadline.isoformat() if appeal else None
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_appeal_days_left(self, obj) -> int | None:
+        """Days left to decide an open appeal; negative once the deadline has passed."""
+        appeal = selectors.open_appeal(obj)
+        return (appeal.deadline - timezone.localdate()).days if appeal else None
 
     @extend_schema_field(serializers.DictField())
     def get_applicant(self, obj) -> dict:
@@ -114,7 +179,19 @@ class ReviewDetailSerializer(ReviewListSerializer):
     decision_reason = serializers.CharField()
     decided_at = serializers.DateTimeField()
     screening = serializers.SerializerMethodField()
+    appeal = serializers.SerializerMethodField()
+    open_flags = serializers.SerializerMethodField()
+    match_resolutions = MatchResolutionSerializer(many=True)
     history = serializers.SerializerMethodField()
+
+    @extend_schema_field(AppealSerializer(allow_null=True))
+    def get_appeal(self, obj) -> dict | None:
+        appeal = latest_appeal(obj)
+        return AppealSerializer(appeal).data if appeal else None
+
+    @extend_schema_field(FlagSerializer(many=True))
+    def get_open_flags(self, obj) -> list[dict]:
+        return FlagSerializer(selectors.open_flags(obj), many=True).data
 
     @extend_schema_field(serializers.DictField(allow_null=True))
     def get_training(self, obj) -> dict | None:
@@ -125,7 +202,11 @@ class ReviewDetailSerializer(ReviewListSerializer):
     @extend_schema_field(ScreeningSerializer(allow_null=True))
     def get_screening(self, obj) -> dict | None:
         run = selectors.current_screening(obj)
-        return ScreeningSerializer(run).data if run else None
+        resolutions = {
+            f"{r.registry}.{r.record_key}": r.resolution for r in obj.match_resolutions.all()
+        }
+        context = {"resolutions": resolutions}
+        return ScreeningSerializer(run, context=context).data if run else None
 
     @extend_schema_field(HistorySerializer(many=True))
     def get_history(self, obj) -> list:

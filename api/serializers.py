@@ -10,8 +10,17 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import get_error_detail
 
-from benefits.models import Applicant, Application, Document, Notification, Program, Round
+from benefits.models import (
+    Appeal,
+    Applicant,
+    Application,
+    Document,
+    Notification,
+    Program,
+    Round,
+)
 from benefits.selectors import application_missing_documents
+from benefits.services import application_appeal_until
 from core.banks import BANK_CHOICES, mask_account_number, normalize_account_number
 from core.districts import DISTRICT_CHOICES
 from core.prepared import PreparedQuery
@@ -377,6 +386,48 @@ def _document(document: Document) -> dict:
     }
 
 
+class AppealSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    filed_at = serializers.DateTimeField()
+    deadline = serializers.DateField(help_text="the day by which the caseworkers decide")
+    outcome = serializers.ChoiceField(choices=Appeal.Outcome.choices, allow_blank=True)
+    decision_reason = serializers.CharField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+def _appeal(appeal: Appeal | None) -> dict | None:
+    if appeal is None:
+        return None
+    return {
+        "reason": appeal.reason,
+        "filed_at": _datetime(appeal.filed_at),
+        "deadline": appeal.deadline.isoformat(),
+        "outcome": appeal.outcome,
+        "decision_reason": appeal.decision_reason,
+        "decided_at": _datetime(appeal.decided_at),
+    }
+
+
+# States in which an application has never been decided: no appeal to look for.
+_UNDECIDED = frozenset(
+    (
+        Application.Status.DRAFT,
+        Application.Status.SUBMITTED,
+        Application.Status.SCREENING,
+        Application.Status.UNDER_REVIEW,
+        Application.Status.NEEDS_DOCUMENTS,
+    )
+)
+
+
+def latest_appeal(application: Application) -> Appeal | None:
+    """The application's latest appeal (from a prefetch of `appeals` when there is one)."""
+    if application.status in _UNDECIDED:
+        return None
+    appeals = list(application.appeals.all())
+    return max(appeals, key=lambda a: (a.filed_at, a.pk)) if appeals else None
+
+
 class ApplicationSerializer(serializers.Serializer):
     """The citizen's view of an application (a plain Serializer: it is on the hot path)."""
 
@@ -391,6 +442,8 @@ class ApplicationSerializer(serializers.Serializer):
     documents = DocumentSerializer(many=True, read_only=True)
     missing_documents = serializers.SerializerMethodField()
     decision_reason = serializers.CharField(read_only=True)
+    appeal_until = serializers.SerializerMethodField()
+    appeal = serializers.SerializerMethodField()
     payments = serializers.SerializerMethodField()
     submitted_at = serializers.DateTimeField(read_only=True, allow_null=True)
     decided_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -415,6 +468,8 @@ class ApplicationSerializer(serializers.Serializer):
             "documents": [_document(d) for d in documents],
             "missing_documents": self.get_missing_documents(application),
             "decision_reason": application.decision_reason,
+            "appeal_until": self.get_appeal_until(application),
+            "appeal": self.get_appeal(application),
             "payments": self.get_payments(application),
             "submitted_at": _datetime(application.submitted_at),
             "decided_at": _datetime(application.decided_at),
@@ -445,6 +500,16 @@ class ApplicationSerializer(serializers.Serializer):
         if obj.status not in Application.EDITABLE_STATES:
             return []
         return application_missing_documents(obj)
+
+    @extend_schema_field(serializers.DateField(allow_null=True))
+    def get_appeal_until(self, obj) -> str | None:
+        """The last day to appeal a rejection, while it can still be appealed."""
+        until = application_appeal_until(obj) if obj.status == Application.Status.REJECTED else None
+        return until.isoformat() if until else None
+
+    @extend_schema_field(AppealSerializer(allow_null=True))
+    def get_appeal(self, obj) -> dict | None:
+        return _appeal(latest_appeal(obj))
 
     @extend_schema_field(PaymentOutputSerializer(many=True))
     def get_payments(self, obj) -> list:

@@ -49,6 +49,7 @@ urlpatterns = [
         name="application-withdraw",
     ),
     path("", include("api.review")),
+    path("", include("api.after_decision")),
     path("", include("api.registries")),
     path("", include("api.disbursements")),
     path("", include("api.vouchers")),

@@ -73,6 +73,14 @@ class Round(ConcurrentTransitionMixin, models.Model):
     top_up_share = models.PositiveSmallIntegerField(
         default=0, help_text="percent of recipients who may get the top-up"
     )
+    # 행정기본법 제36조: an objection to a disposition within 30 days of its notice; the
+    # caseworkers answer within 30 days of the objection (extendable, as the article says).
+    appeal_days = models.PositiveSmallIntegerField(
+        default=30, help_text="days after a rejection during which the citizen may appeal"
+    )
+    appeal_decision_days = models.PositiveSmallIntegerField(
+        default=30, help_text="days the caseworkers have to decide an appeal"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -208,6 +216,7 @@ class Application(ConcurrentTransitionMixin, models.Model):
         NEEDS_DOCUMENTS = "needs_documents"
         APPROVED = "approved"
         REJECTED = "rejected"
+        APPEALED = "appealed"
         SELECTED = "selected"
         WAITLISTED = "waitlisted"
         WITHDRAWN = "withdrawn"
@@ -218,6 +227,10 @@ class Application(ConcurrentTransitionMixin, models.Model):
         NONE = "none"
 
     EDITABLE_STATES = (Status.DRAFT, Status.NEEDS_DOCUMENTS)
+    # Documents may be added while the citizen can act, and to support an appeal.
+    DOCUMENT_STATES = (*EDITABLE_STATES, Status.APPEALED)
+    # Decided in the citizen's favour: what selection ranks and payments pay.
+    APPROVED_STATES = (Status.APPROVED, Status.SELECTED, Status.WAITLISTED)
     # Every state before money moves; selected stays withdrawable until a payment exists.
     WITHDRAWABLE_STATES = (
         Status.DRAFT,
@@ -228,6 +241,7 @@ class Application(ConcurrentTransitionMixin, models.Model):
         Status.APPROVED,
         Status.SELECTED,
         Status.WAITLISTED,
+        Status.APPEALED,
     )
 
     applicant = models.ForeignKey(Applicant, on_delete=models.PROTECT, related_name="applications")
@@ -251,6 +265,13 @@ class Application(ConcurrentTransitionMixin, models.Model):
     selected_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Who made the last decision (None: the system, or nobody yet): an appeal is decided by
+    # another caseworker than the one who rejected.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # An appeal upheld: the rejection is final and cannot be appealed again.
+    rejection_final = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -360,6 +381,44 @@ class Application(ConcurrentTransitionMixin, models.Model):
     def promote(self):
         pass
 
+    # After the decision.
+    @transition(
+        field=status,
+        source=Status.REJECTED,
+        target=Status.APPEALED,
+        permission="benefits.apply",
+    )
+    def appeal(self):
+        # A final rejection (an upheld appeal) is refused by the service, with its own code.
+        pass
+
+    @transition(
+        field=status,
+        source=Status.APPEALED,
+        target=Status.APPROVED,
+        permission="benefits.review_application",
+    )
+    def overturn(self):
+        pass
+
+    @transition(
+        field=status,
+        source=Status.APPEALED,
+        target=Status.REJECTED,
+        permission="benefits.review_application",
+    )
+    def uphold(self):
+        pass
+
+    @transition(
+        field=status,
+        source=list(APPROVED_STATES),
+        target=Status.REJECTED,
+        permission="benefits.review_application",
+    )
+    def revoke(self):
+        pass
+
 
 def document_upload_path(document: "Document", filename: str) -> str:
     # The stored name is random: the citizen's file name never reaches the file system.
@@ -418,6 +477,10 @@ class Notification(models.Model):
         PAID = "paid"
         PAYMENT_FAILED = "payment_failed"
         TOP_UP_GRANTED = "top_up_granted"
+        APPEAL_RECEIVED = "appeal_received"
+        APPEAL_OVERTURNED = "appeal_overturned"
+        APPEAL_UPHELD = "appeal_upheld"
+        APPROVAL_REVOKED = "approval_revoked"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -447,3 +510,86 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to user #{self.user_id} ({self.status})"
+
+
+class Appeal(models.Model):
+    """A citizen's objection to a rejection (이의신청, 행정기본법 제36조) and its decision."""
+
+    class Outcome(models.TextChoices):
+        OVERTURNED = "overturned"
+        UPHELD = "upheld"
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="appeals")
+    reason = models.TextField()
+    filed_at = models.DateTimeField()
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    # The caseworker whose rejection is objected to (None: decided by the system).
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    deadline = models.DateField(help_text="the day by which the caseworkers decide")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+    decision_reason = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["filed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application"], condition=Q(outcome=""), name="one_open_appeal"
+            ),
+            # Decided by another caseworker than the one who rejected, whatever the code does.
+            models.CheckConstraint(
+                condition=Q(decided_by__isnull=True)
+                | Q(rejected_by__isnull=True)
+                | ~Q(decided_by=F("rejected_by")),
+                name="appeal_decided_by_another_reviewer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Appeal #{self.pk} on application #{self.application_id}"
+
+
+class ApplicationFlag(models.Model):
+    """Something a caseworker must look at on a decided application, until cleared."""
+
+    class Kind(models.TextChoices):
+        # A newly activated registry snapshot makes an approved application fail a rule or
+        # hit a blocking match: its payment is held out until a caseworker clears it.
+        ELIGIBILITY_CHANGED = "eligibility_changed"
+
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="flags")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    # The rule results that caused it: [{rule, outcome, code, evidence}], as a run stores them.
+    causes = models.JSONField(default=list)
+    summary = models.CharField(max_length=300, help_text="the causes' codes, for a hold reason")
+    trigger_key = models.CharField(max_length=120, blank=True)
+    raised_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    clear_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["raised_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "kind"],
+                condition=Q(cleared_at__isnull=True),
+                name="one_open_flag_per_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on application #{self.application_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None

@@ -34,7 +34,9 @@ MESSAGES = {
     Notification.Kind.REJECTED: (
         "신청 결과 안내 / Application not approved",
         "신청서 #{id}이(가) 승인되지 않았습니다. 사유: {reason}\n"
-        "Your application #{id} was not approved. Reason: {reason}",
+        "이 결정에 이의가 있으면 {appeal_until}까지 이의신청할 수 있습니다(행정기본법 제36조).\n"
+        "Your application #{id} was not approved. Reason: {reason}\n"
+        "If you disagree, you may appeal until {appeal_until}.",
     ),
     Notification.Kind.SELECTED: (
         "선정 안내 / You were selected",
@@ -52,6 +54,30 @@ MESSAGES = {
         "지급 실패 / Payment failed",
         "신청서 #{id}의 지원금을 이체하지 못했습니다 ({reason}). 계좌 정보를 확인해 주세요.\n"
         "The payment for application #{id} failed ({reason}). Please check your bank account.",
+    ),
+    Notification.Kind.APPEAL_RECEIVED: (
+        "이의신청 접수 / Appeal received",
+        "신청서 #{id}에 대한 이의신청이 접수되었습니다. 다른 담당자가 검토합니다.\n"
+        "Your appeal on application #{id} was received; another caseworker will decide it.",
+    ),
+    Notification.Kind.APPEAL_OVERTURNED: (
+        "이의신청 인용 / Appeal granted",
+        "신청서 #{id}에 대한 이의신청이 받아들여져 승인되었습니다. 사유: {reason}\n"
+        "Your appeal on application #{id} was granted; it is approved. Reason: {reason}",
+    ),
+    Notification.Kind.APPEAL_UPHELD: (
+        "이의신청 기각 / Appeal not granted",
+        "신청서 #{id}에 대한 이의신청이 받아들여지지 않았습니다. 사유: {reason}\n"
+        "이 결정은 최종입니다. 행정심판 또는 행정소송을 제기할 수 있습니다.\n"
+        "Your appeal on application #{id} was not granted. Reason: {reason}\n"
+        "This decision is final; you may still seek an administrative appeal or a lawsuit.",
+    ),
+    Notification.Kind.APPROVAL_REVOKED: (
+        "승인 취소 안내 / Approval revoked",
+        "신청서 #{id}의 승인이 취소되었습니다. 사유: {reason}\n"
+        "이 결정에 이의가 있으면 {appeal_until}까지 이의신청할 수 있습니다(행정기본법 제36조).\n"
+        "The approval of application #{id} was revoked. Reason: {reason}\n"
+        "If you disagree, you may appeal until {appeal_until}.",
     ),
     Notification.Kind.TOP_UP_GRANTED: (
         "바우처 추가 지원 / Voucher top-up granted",
@@ -84,6 +110,7 @@ def notification_enqueue(
     event_key: str,
     reason: str = "",
     send_after_commit: bool = True,
+    appeal_until: str = "-",
 ) -> Notification | None:
     """Queue one message about an application; the same event queued twice makes one.
 
@@ -97,7 +124,7 @@ def notification_enqueue(
         kind=kind,
         dedupe_key=f"{kind}:{application.pk}:{event_key}",
         subject=subject,
-        body=body.format(id=application.pk, reason=reason or "-"),
+        body=body.format(id=application.pk, reason=reason or "-", appeal_until=appeal_until),
     )
     if not _insert_unless_queued(notification):
         return None

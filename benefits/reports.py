@@ -25,8 +25,9 @@ SEOUL = ZoneInfo("Asia/Seoul")
 
 Status = Application.Status
 # A caseworker approved these; selection then placed some. Paid recipients are `selected`.
-APPROVED_STATES = (Status.APPROVED, Status.SELECTED, Status.WAITLISTED)
-DECIDED_STATES = (*APPROVED_STATES, Status.REJECTED)
+APPROVED_STATES = Application.APPROVED_STATES
+# A rejection under appeal stays a decision until the appeal is decided.
+DECIDED_STATES = (*APPROVED_STATES, Status.REJECTED, Status.APPEALED)
 
 DUPLICATE_REGISTRIES = (
     rules.NAEILBAEUM,

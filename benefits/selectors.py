@@ -1,9 +1,24 @@
 """Reads on programs, rounds and applications, scoped to who is asking."""
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import (
+    Exists,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.shortcuts import get_object_or_404
 
-from benefits.models import Application, Document, Notification, Program, Round
+from benefits.models import (
+    Appeal,
+    Application,
+    ApplicationFlag,
+    Document,
+    Notification,
+    Program,
+    Round,
+)
 from core.roles import Role, user_has_role
 
 PUBLIC_ROUND_STATES = [s for s in Round.Status.values if s != Round.Status.DRAFT]
@@ -30,7 +45,7 @@ def application_list_for_citizen(*, user) -> QuerySet[Application]:
     return (
         Application.objects.filter(applicant__user=user)
         .select_related("round__program")
-        .prefetch_related("documents", "payments")
+        .prefetch_related("documents", "payments", "appeals")
     )
 
 
@@ -70,13 +85,36 @@ def application_with_documents(application: Application) -> Application:
 
 
 # The review queue's flags; `review_flags` and `filter_by_review_flag` must agree.
-REVIEW_FLAGS = ("duplicate", "ineligible", "needs_review", "needs_documents")
+REVIEW_FLAGS = (
+    "duplicate",
+    "ineligible",
+    "needs_review",
+    "needs_documents",
+    "eligibility_changed",
+    "appeal",
+)
 
 
 def current_screening(application: Application):
     """The current screening run prefetched by application_list_for_reviewer, or None."""
     runs = getattr(application, "current_runs", None)
     return runs[0] if runs else None
+
+
+def open_appeal(application: Application) -> Appeal | None:
+    """The appeal waiting for a decision, prefetched by application_list_for_reviewer."""
+    appeals = getattr(application, "open_appeals", None)
+    if appeals is None:
+        appeals = list(application.appeals.filter(outcome=""))
+    return appeals[0] if appeals else None
+
+
+def open_flags(application: Application) -> list[ApplicationFlag]:
+    """The flags not yet cleared, prefetched by application_list_for_reviewer."""
+    flags = getattr(application, "flags_open", None)
+    if flags is None:
+        flags = list(application.flags.filter(cleared_at__isnull=True))
+    return flags
 
 
 def review_flags(application: Application) -> list[str]:
@@ -89,11 +127,17 @@ def review_flags(application: Application) -> list[str]:
         flags.append(run.outcome)
     if application.status == Application.Status.NEEDS_DOCUMENTS:
         flags.append("needs_documents")
+    flags += [flag.kind for flag in open_flags(application)]
+    if application.status == Application.Status.APPEALED:
+        flags.append("appeal")
     return flags
 
 
 def filter_by_review_flag(queryset: QuerySet[Application], flag: str) -> QuerySet[Application]:
-    """Keep the applications that review_flags() would give this flag."""
+    """Keep the applications that review_flags() would give this flag.
+
+    Appeals come oldest first: each has a deadline to be decided by.
+    """
     if flag == "duplicate":
         return queryset.filter(
             screening_runs__is_current=True, screening_runs__duplicate_found=True
@@ -102,22 +146,48 @@ def filter_by_review_flag(queryset: QuerySet[Application], flag: str) -> QuerySe
         return queryset.filter(screening_runs__is_current=True, screening_runs__outcome=flag)
     if flag == "needs_documents":
         return queryset.filter(status=Application.Status.NEEDS_DOCUMENTS)
+    if flag in ApplicationFlag.Kind.values:
+        flagged = ApplicationFlag.objects.filter(
+            application=OuterRef("pk"), kind=flag, cleared_at__isnull=True
+        )
+        return queryset.filter(Exists(flagged))
+    if flag == "appeal":
+        filed = Appeal.objects.filter(application=OuterRef("pk"), outcome="").values("filed_at")
+        return (
+            queryset.filter(status=Application.Status.APPEALED)
+            .annotate(appeal_filed_at=Subquery(filed[:1]))
+            .order_by("appeal_filed_at", "id")
+        )
     raise ValueError(f"unknown review flag {flag!r}")
 
 
 def application_list_for_reviewer() -> QuerySet[Application]:
-    """Applications past the draft stage, oldest submission first, with their current screening."""
+    """Applications past the draft stage, oldest submission first, with their current
+    screening, open appeal and open flags."""
     from eligibility.models import ScreeningRun
 
     current = ScreeningRun.objects.filter(is_current=True)
     return (
         Application.objects.exclude(status=Application.Status.DRAFT)
         .select_related("round__program", "applicant")
-        .prefetch_related(Prefetch("screening_runs", queryset=current, to_attr="current_runs"))
+        .prefetch_related(
+            Prefetch("screening_runs", queryset=current, to_attr="current_runs"),
+            Prefetch("appeals", queryset=Appeal.objects.filter(outcome=""), to_attr="open_appeals"),
+            Prefetch(
+                "flags",
+                queryset=ApplicationFlag.objects.filter(cleared_at__isnull=True),
+                to_attr="flags_open",
+            ),
+        )
         .order_by("submitted_at", "id")
     )
 
 
 def application_get_for_reviewer(*, pk: int) -> Application:
     """One application with everything the review screen shows."""
-    return get_object_or_404(application_list_for_reviewer().prefetch_related("documents"), pk=pk)
+    return get_object_or_404(
+        application_list_for_reviewer().prefetch_related(
+            "documents", "appeals", "match_resolutions__resolved_by"
+        ),
+        pk=pk,
+    )

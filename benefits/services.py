@@ -6,6 +6,7 @@ through the model's FSM transitions and writes the audit event in the same trans
 
 import tempfile
 from collections.abc import Iterator
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -271,10 +272,10 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
 
 def _document_store(*, application, actor, kind, uploaded, mime) -> Document:
     application = _lock_application(application)
-    if not application.is_editable:
+    if application.status not in Application.DOCUMENT_STATES:
         raise InvalidTransition(
-            f"Documents can only be added while the application is a draft or waiting for "
-            f"documents; it is '{application.status}'.",
+            f"Documents can only be added while the application is a draft, waiting for "
+            f"documents or under appeal; it is '{application.status}'.",
             code="not_editable",
         )
     cap = settings.BAEUM_MAX_DOCUMENTS_PER_APPLICATION
@@ -491,7 +492,27 @@ TRANSITION_NOTIFICATIONS = {
     "select": Notification.Kind.SELECTED,
     "waitlist": Notification.Kind.WAITLISTED,
     "promote": Notification.Kind.SELECTED,
+    "appeal": Notification.Kind.APPEAL_RECEIVED,
+    "overturn": Notification.Kind.APPEAL_OVERTURNED,
+    "uphold": Notification.Kind.APPEAL_UPHELD,
+    "revoke": Notification.Kind.APPROVAL_REVOKED,
 }
+# Transitions that decide the application: they record who decided, when and why.
+DECISIONS = ("approve", "reject", "overturn", "uphold", "revoke")
+# Decisions the citizen may object to (행정기본법 제36조); an upheld appeal is final.
+APPEALABLE = ("reject", "revoke")
+
+
+def application_appeal_until(application: Application):
+    """The last day the citizen may appeal the application's rejection, or None."""
+    if (
+        application.status != Application.Status.REJECTED
+        or application.rejection_final
+        or application.decided_at is None
+    ):
+        return None
+    decided_on = timezone.localdate(application.decided_at)
+    return decided_on + timedelta(days=application.round.appeal_days)
 
 
 def _application_transition(
@@ -514,8 +535,13 @@ def _application_transition(
     from_state = application.status
     method()
     changes = dict(changes or {})
-    if transition in ("approve", "reject"):
-        changes.update(decision_reason=reason, decided_at=timezone.now())
+    if transition in DECISIONS:
+        changes.update(
+            decision_reason=reason,
+            decided_at=timezone.now(),
+            decided_by=actor if actor is not None and actor.is_authenticated else None,
+            rejection_final=transition == "uphold",
+        )
     for name, value in changes.items():
         setattr(application, name, value)
     application.save(update_fields=["status", "updated_at", *changes])
@@ -529,11 +555,13 @@ def _application_transition(
         data=data,
     )
     if transition in TRANSITION_NOTIFICATIONS:
+        appeal_until = application_appeal_until(application) if transition in APPEALABLE else None
         notification_enqueue(
             application=application,
             kind=TRANSITION_NOTIFICATIONS[transition],
             event_key=str(event.pk),
             reason=reason,
+            appeal_until=appeal_until.isoformat() if appeal_until else "-",
         )
     return application
 

@@ -227,3 +227,43 @@ class ScreeningRun(models.Model):
         """The duplicate matches with their detail and evidence."""
         rule_evidence = {r.get("code"): r.get("evidence") for r in self.rules}
         return [rendered_match(d, rule_evidence) for d in self.duplicates]
+
+
+class MatchResolution(models.Model):
+    """A caseworker's judgement of one duplicate match: one registry record, one application.
+
+    Later screenings do not raise a match judged not the same person, or not overlapping in
+    fact; a confirmed duplicate stands (it fails the application); a new record, anything
+    whose content differs, is a new match.
+    """
+
+    class Resolution(models.TextChoices):
+        NOT_THE_SAME_PERSON = "not_the_same_person"
+        NO_OVERLAP_IN_FACT = "no_overlap_in_fact"
+        CONFIRMED_DUPLICATE = "confirmed_duplicate"
+
+    application = models.ForeignKey(
+        "benefits.Application", on_delete=models.PROTECT, related_name="match_resolutions"
+    )
+    registry = models.CharField(max_length=32)
+    # rules.match_key(registry, record): the record by its content, stable across snapshots.
+    record_key = models.CharField(max_length=64)
+    record = models.JSONField(default=dict)
+    resolution = models.CharField(max_length=24, choices=Resolution.choices)
+    reason = models.TextField()
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    resolved_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["resolved_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["application", "registry", "record_key"],
+                name="one_resolution_per_match",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resolution} for {self.registry} on application #{self.application_id}"

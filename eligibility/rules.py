@@ -4,6 +4,8 @@ Nothing here touches the database: eligibility.screening gathers the facts into 
 `ScreeningInput`, and these functions say pass, fail or review, with the evidence used.
 """
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from datetime import date
 from functools import lru_cache, partial
@@ -15,6 +17,11 @@ from core.districts import SEOUL_DISTRICTS
 PASS, FAIL, REVIEW = "pass", "fail", "review"
 ELIGIBLE, INELIGIBLE, NEEDS_REVIEW = "eligible", "ineligible", "needs_review"
 BLOCK, ALLOW = "block", "allow"
+# A caseworker's judgement of a matched record: the first two dismiss it for good (until the
+# record itself changes); a confirmed duplicate fails the application.
+NOT_THE_SAME_PERSON, NO_OVERLAP_IN_FACT = "not_the_same_person", "no_overlap_in_fact"
+CONFIRMED_DUPLICATE = "confirmed_duplicate"
+DISMISSING = (NOT_THE_SAME_PERSON, NO_OVERLAP_IN_FACT)
 BASIC_LIVELIHOOD, NEAR_POOR, NO_CATEGORY = "basic_livelihood", "near_poor", "none"
 
 # The external benefits the plan says the scholarship must not duplicate.
@@ -89,6 +96,8 @@ class ScreeningInput(NamedTuple):
     # Ids of other applicants whose bank account has the same fingerprint.
     shared_account_applicants: tuple[int, ...] = ()
     duplicate_policy: Mapping[str, str] = MappingProxyType({})
+    # Caseworkers' judgements of matched records: {match id: resolution} (see match_id).
+    resolutions: Mapping[str, str] = MappingProxyType({})
 
 
 def _plain(evidence: Mapping) -> dict:
@@ -521,12 +530,52 @@ _REGISTRY_CHECKS = (
 )
 
 
+def match_id(registry: str, record: Mapping) -> str:
+    """The id of one matched record: its registry and content, the same in every snapshot
+    (a snapshot's row ids are not), so a judgement holds until the record itself changes."""
+    payload = json.dumps([registry, record], sort_keys=True, separators=(",", ":"), default=str)
+    return f"{registry}.{hashlib.sha256(payload.encode()).hexdigest()[:20]}"
+
+
+# The internal duplicates' evidence names ids: one record per other application/applicant.
+_INTERNAL_RECORDS = {INTERNAL_APPLICATION: "applications", SHARED_ACCOUNT: "applicants"}
+
+
+def match_records(registry: str, evidence: Mapping) -> list[dict]:
+    """The records a duplicate match found, one dict each, as match_id identifies them."""
+    if registry in _INTERNAL_RECORDS:
+        name = _INTERNAL_RECORDS[registry]
+        return [{name[:-1]: i} for i in evidence.get(name, ())]
+    return list(evidence.get("matches", ()))
+
+
+def _judged(registry: str, records: list, resolutions: Mapping[str, str]) -> tuple[list, bool]:
+    """The records still raised after the caseworkers' judgements, and whether any of them
+    was confirmed a duplicate."""
+    kept, confirmed = [], False
+    for record in records:
+        resolution = resolutions.get(match_id(registry, record))
+        if resolution in DISMISSING:
+            continue
+        confirmed = confirmed or resolution == CONFIRMED_DUPLICATE
+        kept.append(record)
+    return kept, confirmed
+
+
 def duplicate_checks(inp: ScreeningInput) -> tuple[list[RuleResult], list[DuplicateMatch]]:
-    """Match the person against other benefits; return rule results and every match found."""
+    """Match the person against other benefits; return rule results and every match found.
+
+    A record a caseworker judged not a duplicate is not raised again; one confirmed as a
+    duplicate fails the application unless the round allows that registry's duplicates.
+    """
     results: list[RuleResult] = []
     found: list[DuplicateMatch] = []
+    resolutions = inp.resolutions
     for registry, matcher in _REGISTRY_CHECKS:
         matches = matcher(inp)
+        confirmed = False
+        if matches and resolutions:
+            matches, confirmed = _judged(registry, matches, resolutions)
         if not matches:
             continue
         action = policy_for(inp.duplicate_policy, registry)
@@ -534,16 +583,24 @@ def duplicate_checks(inp: ScreeningInput) -> tuple[list[RuleResult], list[Duplic
         evidence = {"matches": matches, "policy": action}
         found.append(DuplicateMatch(registry, action, evidence))
         if action != ALLOW:
-            results.append(_result(code, FAIL if action == BLOCK else REVIEW, code, evidence))
+            outcome = FAIL if action == BLOCK or confirmed else REVIEW
+            results.append(_result(code, outcome, code, evidence))
     internal = (
-        (INTERNAL_APPLICATION, {"applications": sorted(inp.other_live_applications)}),
-        (SHARED_ACCOUNT, {"applicants": sorted(inp.shared_account_applicants)}),
+        (INTERNAL_APPLICATION, sorted(inp.other_live_applications)),
+        (SHARED_ACCOUNT, sorted(inp.shared_account_applicants)),
     )
-    for registry, evidence in internal:
-        if not next(iter(evidence.values())):
+    for registry, ids in internal:
+        confirmed = False
+        if ids and resolutions:
+            records, confirmed = _judged(
+                registry, match_records(registry, {_INTERNAL_RECORDS[registry]: ids}), resolutions
+            )
+            ids = [next(iter(record.values())) for record in records]
+        if not ids:
             continue
+        evidence = {_INTERNAL_RECORDS[registry]: ids}
         found.append(DuplicateMatch(registry, REVIEW, evidence))
-        results.append(_result(registry, REVIEW, registry, evidence))
+        results.append(_result(registry, FAIL if confirmed else REVIEW, registry, evidence))
     return results, found
 
 

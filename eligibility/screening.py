@@ -24,6 +24,7 @@ from core.audit import audit_record
 from core.outbox import outbox_enqueue, outbox_heartbeat
 from eligibility import rules
 from eligibility.models import (
+    MatchResolution,
     NaeilbaeumRecord,
     NationalVoucherRecord,
     RegistryKind,
@@ -147,6 +148,7 @@ def _facts_sql(where: str) -> str:
         "round": q(Round._meta.db_table),
         "doc": q(Document._meta.db_table),
         "tc": q(TrainingCourse._meta.db_table),
+        "judged": q(MatchResolution._meta.db_table),
     }
     not_live = ", ".join(["%s"] * len(NOT_LIVE))
     if connection.vendor == "postgresql":
@@ -186,11 +188,16 @@ def _facts_sql(where: str) -> str:
             JOIN {table["person"]} q ON q.account_fingerprint = apps.account_fingerprint
                  AND q.id <> apps.applicant_id
             WHERE apps.account_fingerprint <> '' GROUP BY apps.id)""",  # noqa: S608
+        # The caseworkers' judgements of matched records: [[match id, resolution]…].
+        f"""judged AS (SELECT apps.id, {agg}({arr}(j.registry || '.' || j.record_key,
+                 j.resolution)) AS pairs FROM apps
+            JOIN {table["judged"]} j ON j.application_id = apps.id GROUP BY apps.id)""",  # noqa: S608
     ]
     # All of an application's facts travel as one JSON array: [one list per person
-    # registry…, catalogue entries, other live applications, applicants sharing the account].
+    # registry…, catalogue entries, other live applications, applicants sharing the account,
+    # the caseworkers' judgements of matches].
     parts = [*(f"f_{name}.facts" for _, _, name, _, _ in _PERSON_REGISTRIES), "f_course.facts"]
-    parts += ["internal.ids", "shared.ids"]
+    parts += ["internal.ids", "shared.ids", "judged.pairs"]
     if connection.vendor == "postgresql":
         facts = "json_build_array(" + ", ".join(parts) + ")"
     else:
@@ -206,7 +213,8 @@ def _facts_sql(where: str) -> str:
         LEFT JOIN f_course ON f_course.id = apps.id
         LEFT JOIN certified ON certified.id = apps.id
         LEFT JOIN internal ON internal.id = apps.id
-        LEFT JOIN shared ON shared.id = apps.id"""  # noqa: S608
+        LEFT JOIN shared ON shared.id = apps.id
+        LEFT JOIN judged ON judged.id = apps.id"""  # noqa: S608
     return "WITH " + ",\n".join(ctes) + select
 
 
@@ -265,6 +273,9 @@ _PERSON_FIELDS = tuple(name for _, _, name, _, _ in _PERSON_REGISTRIES)
 _COURSE_BUILDER = _fact_builder(rules.CourseFact, _COURSE_COLUMNS)
 
 
+_NONE_JUDGED = MappingProxyType({})
+
+
 def _evaluator(round_: Round):
     """Return `evaluate(applying, facts_row)`, which runs the round's ruleset on one
     application and one row of the facts query; the round's own values are read once."""
@@ -280,7 +291,7 @@ def _evaluator(round_: Round):
 
     def evaluate(applying: _Applying, row: tuple) -> rules.Evaluation:
         _, facts, certified, *_ = row
-        *person, course, internal, shared = _loaded(facts)
+        *person, course, internal, shared, judged = _loaded(facts)
         # The catalogue may list a course id more than once; the first entry stands.
         courses = _COURSE_BUILDER(course)
         inp = rules.ScreeningInput(
@@ -295,6 +306,7 @@ def _evaluator(round_: Round):
             course=courses[0] if courses else None,
             other_live_applications=tuple(internal or ()),
             shared_account_applicants=tuple(shared or ()),
+            resolutions=dict(judged) if judged else _NONE_JUDGED,
             **common,
             **{name: build(rows) for (name, build), rows in zip(builders, person, strict=True)},
         )
@@ -531,26 +543,33 @@ def _run_writer(application_ids: list[int], *, trigger_key: str, snapshot_ids: d
 
 
 @contextmanager
-def _round_facts(round_: Round, trigger_key: str, snapshot_ids: dict[str, int]):
-    """Gather the facts of every application of the round still to screen, once, into a
-    temporary table the chunks read by application id: a round's worth of hash joins costs
-    about what one chunk's index lookups did."""
-    q = connection.ops.quote_name
-    runs = q(ScreeningRun._meta.db_table)
-    where = (
-        "a.round_id = %s AND a.status = %s AND NOT EXISTS "  # noqa: S608
-        f"(SELECT 1 FROM {runs} s WHERE s.application_id = a.id AND s.trigger_key = %s)"
-    )
-    params = _facts_params([round_.pk, Application.Status.UNDER_REVIEW, trigger_key], snapshot_ids)
+def facts_table(where: str, params: list, snapshot_ids: dict[str, int]):
+    """Gather the facts of the applications `where` selects (on `a`), once, into a
+    temporary table that chunks read by application id: a round's worth of hash joins
+    costs about what one chunk's index lookups did."""
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_FACTS_TABLE}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {_FACTS_TABLE} AS {_facts_sql(where)}", params)
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_FACTS_TABLE} AS {_facts_sql(where)}",
+            _facts_params(params, snapshot_ids),
+        )
         cursor.execute(f"CREATE UNIQUE INDEX {_FACTS_TABLE}_id ON {_FACTS_TABLE} (application_id)")
     try:
         yield
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {_FACTS_TABLE}")
+
+
+def _round_facts(round_: Round, trigger_key: str, snapshot_ids: dict[str, int]):
+    """facts_table() of the round's applications under review still to screen."""
+    runs = connection.ops.quote_name(ScreeningRun._meta.db_table)
+    where = (
+        "a.round_id = %s AND a.status = %s AND NOT EXISTS "  # noqa: S608
+        f"(SELECT 1 FROM {runs} s WHERE s.application_id = a.id AND s.trigger_key = %s)"
+    )
+    params = [round_.pk, Application.Status.UNDER_REVIEW, trigger_key]
+    return facts_table(where, params, snapshot_ids)
 
 
 def _chunk_facts(first: int, last: int) -> dict[int, tuple]:
@@ -565,6 +584,26 @@ def _chunk_facts(first: int, last: int) -> dict[int, tuple]:
             [first, last],
         )
         return {row[0]: row for row in cursor.fetchall()}
+
+
+def applying_rows(applications, limit: int) -> list[_Applying]:
+    """The first `limit` applications of a queryset as the rules read them, by id.
+
+    Plain tuples: no model instances for thousands of applications. The person's birth
+    date and district as subqueries: an index lookup per application, where a join let the
+    planner read every applicant for each chunk.
+    """
+    person = Applicant.objects.filter(pk=OuterRef("applicant_id"))
+    return [
+        _Applying(*row)
+        for row in applications.annotate(
+            applied_on=TruncDate("submitted_at"),
+            birth_date=Subquery(person.values("birth_date")),
+            district=Subquery(person.values("district")),
+        )
+        .order_by("pk")
+        .values_list(*_APPLYING_FIELDS)[:limit]
+    ]
 
 
 def _rescreen_chunk(
@@ -587,26 +626,13 @@ def _rescreen_chunk(
     if end:
         under_review = under_review.filter(pk__lte=end[0])
         already = already.filter(application_id__lte=end[0])
-    # The person's birth date and district as subqueries: an index lookup per application,
-    # where a join let the planner read every applicant for each chunk.
-    person = Applicant.objects.filter(pk=OuterRef("applicant_id"))
     with transaction.atomic():
         # Progress renews the job's lease, and holds it until this chunk commits: a run
         # taken over meanwhile rolls its chunk back, so no application is screened twice.
         outbox_heartbeat()
-        # Plain tuples under the row lock: no model instances for a thousand applications.
-        applying = [
-            _Applying(*row)
-            for row in under_review.select_for_update()
-            .exclude(Exists(already))
-            .annotate(
-                applied_on=TruncDate("submitted_at"),
-                birth_date=Subquery(person.values("birth_date")),
-                district=Subquery(person.values("district")),
-            )
-            .order_by("pk")
-            .values_list(*_APPLYING_FIELDS)[:chunk_size]
-        ]
+        applying = applying_rows(
+            under_review.select_for_update().exclude(Exists(already)), chunk_size
+        )
         if not applying:
             # Screened for this trigger already: a resumed job passes over the range.
             return {"screened": 0, "last_pk": end[0] if end else None, "outcomes": {}}
@@ -709,4 +735,7 @@ def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
     for round_id in round_ids:
         job_key = f"snapshot-{snapshot_id}"
         outbox_enqueue(round_rescreen_task, round_id, job_key, key=f"rescreen:{round_id}:{job_key}")
+    from eligibility.recheck import recheck_after_snapshot
+
+    recheck_after_snapshot(snapshot_id=snapshot_id)
     return round_ids

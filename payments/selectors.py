@@ -8,11 +8,17 @@ from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, 
 from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
-from benefits.models import Applicant, Application, Round
+from benefits.models import Applicant, Application, ApplicationFlag, Round
 from payments.models import DisbursementBatch, Payment
 from payments.vouchers import voucher_round_totals
 
-AUDIT_FLAGS = ("shared_account", "account_changed", "amount_anomaly", "application_changed")
+AUDIT_FLAGS = (
+    "shared_account",
+    "account_changed",
+    "amount_anomaly",
+    "application_changed",
+    "eligibility_changed",
+)
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,16 @@ def _flag_expressions(batch: DisbursementBatch) -> dict:
         "amount_anomaly": _flag(Q(application__isnull=False) & ~Q(amount=F("round__amount"))),
         "application_changed": _flag(
             Q(application__isnull=False) & ~Q(application__status=Application.Status.SELECTED)
+        ),
+        # A registry now says otherwise than when the application was approved.
+        "eligibility_changed": _flag(
+            Exists(
+                ApplicationFlag.objects.filter(
+                    application_id=OuterRef("application_id"),
+                    kind=ApplicationFlag.Kind.ELIGIBILITY_CHANGED,
+                    cleared_at__isnull=True,
+                )
+            )
         ),
     }
 

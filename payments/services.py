@@ -6,11 +6,12 @@ state in sets through core.fsm.bulk_transition, which obeys the Payment FSM's tr
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Exists, OuterRef, Subquery, Sum, TextField, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from benefits.models import Applicant, Application, Notification, Round
+from benefits.models import Applicant, Application, ApplicationFlag, Notification, Round
 from benefits.notifications import notification_enqueue_many
 from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
@@ -212,14 +213,41 @@ def _build_chunk(batch_id: int, chunk_size: int) -> bool:
                     **_status_params(),
                 },
             )
+        _hold_flagged(batch, ids)
         # The failed attempts these payments replace are now reissued.
         replaced = Payment.objects.filter(
-            batch=batch, reissue_of__isnull=False, application_id__in=ids
+            batch=batch,
+            reissue_of__isnull=False,
+            application_id__in=ids,
+            status=Payment.Status.PENDING,
         ).values("reissue_of_id")
         bulk_transition(Payment.objects.filter(pk__in=replaced), "reissue")
         batch.build_cursor = ids[-1]
         batch.save(update_fields=["build_cursor"])
         return True
+
+
+def _hold_flagged(batch: DisbursementBatch, application_ids: list[int]) -> int:
+    """Hold out the new payments of applications a caseworker must look at again (an open
+    flag, e.g. eligibility that changed since the approval), with the flag as the reason."""
+    open_flags = ApplicationFlag.objects.filter(
+        application_id=OuterRef("application_id"), cleared_at__isnull=True
+    )
+    held = bulk_transition(
+        Payment.objects.filter(batch=batch, application_id__in=application_ids).filter(
+            Exists(open_flags)
+        ),
+        "cancel",
+        hold_reason=Concat(
+            Subquery(open_flags.values("kind")[:1]),
+            Value(": "),
+            Subquery(open_flags.values("summary")[:1]),
+            output_field=TextField(),
+        ),
+    )
+    if held:
+        audit_record(actor=None, obj=batch, action="batch.flagged_held", data={"held": held})
+    return held
 
 
 def _build_finish(batch: DisbursementBatch, round_: Round) -> bool:

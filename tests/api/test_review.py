@@ -129,7 +129,11 @@ def test_detail_renders_the_messages_of_a_stored_run_from_its_codes(caseworker):
         ),
     ]
     assert screening["rules"][1]["evidence"] == {"applicants": [7]}
-    assert screening["duplicates"] == [
+    shown = [{k: d[k] for k in ("registry", "action", "detail")} for d in screening["duplicates"]]
+    # Each record a match found has an id to resolve it by.
+    assert [r["record"] for r in screening["duplicates"][0]["records"]] == [{"applicant": 7}]
+    assert screening["duplicates"][0]["records"][0]["id"].startswith("shared_account.")
+    assert shown == [
         {
             "registry": "shared_account",
             "action": "review",

@@ -142,7 +142,7 @@ def expected_report(round_: Round) -> dict:
 
     def rate(queryset) -> float | None:
         approved = queryset.filter(status__in=APPROVED).count()
-        decided = approved + queryset.filter(status="rejected").count()
+        decided = approved + queryset.filter(status__in=["rejected", "appealed"]).count()
         return round(approved / decided, 4) if decided else None
 
     districts = []
@@ -233,6 +233,7 @@ def test_every_number_of_a_round_paid_through_the_api_matches_the_tables(manager
     reviewed = [application(round_, "under_review", NOWON) for _ in range(2)]
     application(round_, "needs_documents", MAPO)
     rejected = [application(round_, "rejected", d) for d in (NOWON, NOWON, SONGPA)]
+    application(round_, "appealed", MAPO)
     application(round_, "withdrawn", SONGPA)
 
     screening(reviewed[0], "naeilbaeum", "youth_allowance")
@@ -271,14 +272,14 @@ def test_every_number_of_a_round_paid_through_the_api_matches_the_tables(manager
     report = assert_report_matches_tables(round_)
 
     # The story in plain numbers, so that a shared mistake in both counts still shows.
-    assert report["applications"]["total"] == 18
+    assert report["applications"]["total"] == 19
     assert all(n >= 1 for n in report["applications"]["by_status"].values())
     assert report["applications"]["by_status"]["selected"] == 4
     assert report["applications"]["by_status"]["waitlisted"] == 2
-    assert report["approval_rate"] == round(7 / 10, 4)
+    assert report["approval_rate"] == round(7 / 11, 4)  # an appealed rejection is still decided
     assert sum(d["paid"] for d in report["districts"]) == 3
     assert sum(d["paid_amount"] for d in report["districts"]) == 3 * AMOUNT
-    assert sum(d["applications"] for d in report["districts"]) == 17  # one has no district
+    assert sum(d["applications"] for d in report["districts"]) == 18  # one has no district
     assert report["duplicates"] == {
         "naeilbaeum": 2,
         "youth_allowance": 2,

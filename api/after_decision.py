@@ -1,0 +1,188 @@
+"""After the decision: the citizen's appeal, its decision, revoking an approval, clearing a
+flag and resolving a duplicate match."""
+
+from django.urls import path
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api.idempotency import idempotent
+from api.permissions import IsCaseworker, IsCitizen
+from api.review import ReviewDetailSerializer
+from api.serializers import ApplicationSerializer, ReasonSerializer, StrictSerializer
+from api.views import IDEMPOTENCY_PARAMETER
+from benefits import after_decision, selectors, services
+from benefits.models import Appeal, ApplicationFlag
+from eligibility.models import MatchResolution
+from eligibility.resolutions import match_resolve
+
+
+class AppealRequestSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=4000)
+
+
+class AppealDecisionSerializer(StrictSerializer):
+    outcome = serializers.ChoiceField(choices=Appeal.Outcome.choices)
+    reason = serializers.CharField(max_length=4000)
+
+
+class ClearFlagSerializer(StrictSerializer):
+    flag = serializers.ChoiceField(choices=ApplicationFlag.Kind.choices)
+    reason = serializers.CharField(max_length=4000)
+
+
+class RevokeSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=4000)
+
+
+class MatchResolveSerializer(StrictSerializer):
+    resolution = serializers.ChoiceField(choices=MatchResolution.Resolution.choices)
+    reason = serializers.CharField(max_length=4000)
+
+
+_REFUSED = {
+    400: OpenApiResponse(description="a field is missing or wrong"),
+    403: OpenApiResponse(description="not this role (or the caseworker who rejected)"),
+    404: OpenApiResponse(description="no such application (or match)"),
+    409: OpenApiResponse(description="the application is not in a state that allows it"),
+}
+
+
+class ApplicationAppealApi(APIView):
+    """Object to a rejection within the round's appeal window (행정기본법 제36조).
+
+    Documents supporting the appeal go through the usual upload while it is `appealed`.
+    """
+
+    permission_classes = [IsCitizen]
+
+    @extend_schema(
+        request=AppealRequestSerializer,
+        responses={200: ApplicationSerializer, **_REFUSED},
+        parameters=[IDEMPOTENCY_PARAMETER],
+    )
+    @idempotent
+    def post(self, request, pk: int):
+        data = AppealRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        application = after_decision.application_appeal_file(
+            applicant=services.applicant_for_user(request.user),
+            pk=pk,
+            actor=request.user,
+            reason=data.validated_data["reason"],
+        )
+        application = selectors.application_with_documents(application)
+        return Response(ApplicationSerializer(application).data)
+
+
+class _ReviewActionApi(APIView):
+    """A caseworker's action on one application; answers with the review detail."""
+
+    permission_classes = [IsCaseworker]
+    input_serializer: type[serializers.Serializer] = ReasonSerializer
+
+    def perform(self, application, actor, data):
+        raise NotImplementedError
+
+    def post(self, request, pk: int, **kwargs):
+        application = selectors.application_get_for_reviewer(pk=pk)
+        data = self.input_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        self.perform(application, request.user, dict(data.validated_data, **kwargs))
+        application = selectors.application_get_for_reviewer(pk=pk)
+        return Response(ReviewDetailSerializer(application).data)
+
+
+class ReviewAppealDecisionApi(_ReviewActionApi):
+    """Decide an appeal: `overturned` approves, `upheld` rejects for good. Another
+    caseworker than the one who rejected decides (403 `same_reviewer`)."""
+
+    input_serializer = AppealDecisionSerializer
+
+    @extend_schema(
+        request=AppealDecisionSerializer, responses={200: ReviewDetailSerializer, **_REFUSED}
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def perform(self, application, actor, data):
+        after_decision.application_appeal_decide(
+            application=application, actor=actor, outcome=data["outcome"], reason=data["reason"]
+        )
+
+
+class ReviewRevokeApi(_ReviewActionApi):
+    """Revoke an approval (approved, selected or waitlisted) before any payment exists."""
+
+    input_serializer = RevokeSerializer
+
+    @extend_schema(request=RevokeSerializer, responses={200: ReviewDetailSerializer, **_REFUSED})
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def perform(self, application, actor, data):
+        after_decision.application_revoke(
+            application=application, actor=actor, reason=data["reason"]
+        )
+
+
+class ReviewClearFlagApi(_ReviewActionApi):
+    """Clear an open flag after looking, with the reason: its payment may be made."""
+
+    input_serializer = ClearFlagSerializer
+
+    @extend_schema(request=ClearFlagSerializer, responses={200: ReviewDetailSerializer, **_REFUSED})
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def perform(self, application, actor, data):
+        after_decision.application_flag_clear(
+            application=application, actor=actor, flag=data["flag"], reason=data["reason"]
+        )
+
+
+class ReviewMatchResolveApi(_ReviewActionApi):
+    """Judge one matched record of the current screening; later screenings respect it."""
+
+    input_serializer = MatchResolveSerializer
+
+    @extend_schema(
+        request=MatchResolveSerializer, responses={200: ReviewDetailSerializer, **_REFUSED}
+    )
+    def post(self, request, pk: int, match_id: str):
+        return super().post(request, pk, match_id=match_id)
+
+    def perform(self, application, actor, data):
+        match_resolve(
+            application=application,
+            actor=actor,
+            match_id=data["match_id"],
+            resolution=data["resolution"],
+            reason=data["reason"],
+        )
+
+
+urlpatterns = [
+    path(
+        "applications/<id:pk>/appeal/",
+        ApplicationAppealApi.as_view(),
+        name="application-appeal",
+    ),
+    path(
+        "review/applications/<id:pk>/appeal-decision/",
+        ReviewAppealDecisionApi.as_view(),
+        name="review-appeal-decision",
+    ),
+    path("review/applications/<id:pk>/revoke/", ReviewRevokeApi.as_view(), name="review-revoke"),
+    path(
+        "review/applications/<id:pk>/clear-flag/",
+        ReviewClearFlagApi.as_view(),
+        name="review-clear-flag",
+    ),
+    path(
+        "review/applications/<id:pk>/matches/<str:match_id>/resolve/",
+        ReviewMatchResolveApi.as_view(),
+        name="review-match-resolve",
+    ),
+]
