@@ -363,9 +363,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Seoul lifelong-learning scholarship and voucher programs.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI from Baeum's own static files (drf-spectacular-sidecar), as the CSP wants.
+    # Swagger UI and ReDoc load their scripts from Baeum's static files, never a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No validator badge: Swagger UI would send the schema to validator.swagger.io.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ProgramCodeEnum": "benefits.models.PROGRAM_CODE_CHOICES",
