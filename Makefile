@@ -6,8 +6,11 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 APPLICANTS ?= 200
+# Where the embedded demo keeps its SQLite database, keys and files (as config/settings.py).
+DATA_DIR := $(or $(BAEUM_DATA_DIR),var)
+SQLITE := $(or $(SQLITE_PATH),$(DATA_DIR)/baeum.sqlite3)
 
-.PHONY: run test install messages migrate seed serve lint format check bench-intake clean
+.PHONY: run reset test install messages migrate seed serve lint format check bench-intake clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +36,15 @@ seed: migrate
 run: seed
 	@echo "Staff workbench: http://$(HOST):$(PORT)/staff/  (caseworker, manager, finance1, finance2, auditor)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Start the demo over: a new database and no stored files; the virtualenv and the
+# development keys (var/dev-keys.json) stay. Embedded SQLite only.
+reset: install
+	@if [ -n "$$DATABASE_URL" ]; then echo "make reset starts over the embedded SQLite demo; DATABASE_URL is set" >&2; exit 1; fi
+	rm -f $(SQLITE) $(SQLITE)-wal $(SQLITE)-shm
+	rm -rf $(DATA_DIR)/documents
+	$(MAKE) --no-print-directory seed
+	@echo "A fresh demo is loaded: make run serves it."
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
