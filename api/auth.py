@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from api import examples
 from api import serializers as s
 from api.errors import field_error
 from benefits import services
@@ -69,8 +70,10 @@ class AuthTokenApi(APIView):
     throttle_scope = "auth"
 
     @extend_schema(
+        summary="Log in: exchange a username and password for a token",
         request=s.TokenRequestSerializer,
         responses={200: s.TokenSerializer, 429: LOGIN_REFUSED},
+        examples=examples.TOKEN,
     )
     def post(self, request):
         data = s.TokenRequestSerializer(data=request.data)
@@ -97,7 +100,11 @@ class AuthLogoutApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="Logged out.")})
+    @extend_schema(
+        summary="Log out: the token stops working",
+        request=None,
+        responses={204: OpenApiResponse(description="Logged out.")},
+    )
     def post(self, request):
         auth_token_revoke(user=request.user)
         if request.auth is None:  # signed in with a session rather than a token
@@ -111,7 +118,12 @@ class CitizenRegisterApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(request=s.RegisterSerializer, responses={201: s.UserSerializer})
+    @extend_schema(
+        summary="Register a citizen account",
+        request=s.RegisterSerializer,
+        responses={201: s.UserSerializer},
+        examples=examples.REGISTER,
+    )
     def post(self, request):
         data = s.RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)

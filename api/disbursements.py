@@ -9,6 +9,7 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
 )
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -171,6 +172,10 @@ class BatchFilter(filters.FilterSet):
         fields = ["round", "status"]
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List disbursement and settlement batches"),
+    post=extend_schema(summary="Prepare a batch: a round's payments, or a providers' settlement"),
+)
 class DisbursementListCreateApi(generics.ListAPIView):
     serializer_class = BatchSerializer
     filterset_class = BatchFilter
@@ -196,6 +201,9 @@ class DisbursementListCreateApi(generics.ListAPIView):
         return Response(BatchDetailSerializer(batch).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Read a batch: totals, counts, ledger and audit"),
+)
 class DisbursementDetailApi(APIView):
     permission_classes = [CanReadBatches]
 
@@ -217,31 +225,49 @@ class _BatchTransitionApi(APIView):
         return Response(BatchDetailSerializer(selectors.batch_get(pk=pk)).data)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Hand a batch to another finance user for approval"),
+)
 class DisbursementSubmitApi(_BatchTransitionApi):
     def perform(self, batch, actor, reason):
         services.batch_submit(batch=batch, actor=actor)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Approve a batch (not by the user who prepared it)"),
+)
 class DisbursementApproveApi(_BatchTransitionApi):
     def perform(self, batch, actor, reason):
         services.batch_approve(batch=batch, actor=actor, reason=reason)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Mark a batch sent to the bank, or credit a voucher round"),
+)
 class DisbursementDisburseApi(_BatchTransitionApi):
     def perform(self, batch, actor, reason):
         services.batch_disburse(batch=batch, actor=actor)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Cancel a batch before it is sent"),
+)
 class DisbursementCancelApi(_BatchTransitionApi):
     def perform(self, batch, actor, reason):
         services.batch_cancel(batch=batch, actor=actor, reason=reason)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Close a reconciled batch"),
+)
 class DisbursementCloseApi(_BatchTransitionApi):
     def perform(self, batch, actor, reason):
         services.batch_close(batch=batch, actor=actor)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Download the batch's bank file (CSV or pain.001)"),
+)
 class DisbursementExportApi(APIView):
     permission_classes = [IsFinance]
     # `?format=` names the bank file here, not a DRF renderer.
@@ -285,6 +311,9 @@ class DisbursementExportApi(APIView):
         return response
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Upload the bank's result file and reconcile the batch"),
+)
 class DisbursementResultsApi(APIView):
     permission_classes = [IsFinance]
     parser_classes = [MultiPartParser, FormParser]
@@ -318,6 +347,9 @@ class PaymentFilter(filters.FilterSet):
         return queryset.filter(**{value: True})
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List a batch's payments"),
+)
 class DisbursementPaymentListApi(generics.ListAPIView):
     """The payments of a batch with their pre-release audit flags (`?flag=` to narrow)."""
 
@@ -331,6 +363,9 @@ class DisbursementPaymentListApi(generics.ListAPIView):
         return selectors.payments_with_flags(selectors.batch_get(pk=self.kwargs["pk"]))
 
 
+@extend_schema_view(
+    get=extend_schema(summary="The pre-release audit: payments to look at before approval"),
+)
 class DisbursementAuditApi(generics.ListAPIView):
     """The pre-release audit: pending payments with at least one reason to hold them out."""
 
@@ -348,6 +383,9 @@ class PaymentHoldSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=2000)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Hold one payment out of a batch, with a reason"),
+)
 class DisbursementPaymentHoldApi(APIView):
     permission_classes = [IsFinance]
 

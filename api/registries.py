@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -43,6 +43,9 @@ class RegistryImportJobSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Import a registry snapshot from CSV (runs in the background)"),
+)
 class RegistryImportCreateApi(APIView):
     permission_classes = [IsProgramManager]
     parser_classes = [MultiPartParser, FormParser]
@@ -73,6 +76,9 @@ class RegistryImportCreateApi(APIView):
         return Response(RegistryImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Follow a registry import"),
+)
 class RegistryImportDetailApi(APIView):
     permission_classes = [IsProgramManagerOrAuditor]
 

@@ -3,7 +3,12 @@
 from django.http import HttpResponse
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -74,6 +79,9 @@ class ReportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["json", "csv"], default="json")
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Read a round's report (JSON, or CSV by district)"),
+)
 class RoundReportApi(APIView):
     permission_classes = [CanReadReports]
     # `?format=` names the report's form here, not a DRF renderer.
@@ -104,6 +112,9 @@ class RoundReportApi(APIView):
         return Response(RoundReportSerializer(reports.round_report(round_=round_)).data)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Chart a round's applications and recipients by district (SVG)"),
+)
 class RoundReportChartApi(APIView):
     permission_classes = [CanReadReports]
     content_negotiation_class = FileDownloadNegotiation

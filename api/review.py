@@ -10,12 +10,14 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
+    extend_schema_view,
     inline_serializer,
 )
 from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import examples
 from api.errors import FileDownloadNegotiation
 from api.permissions import IsCaseworker, role_permission
 from api.serializers import (
@@ -229,6 +231,11 @@ class ReviewFilter(filters.FilterSet):
         return selectors.filter_by_review_flag(queryset, value)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="The review queue, oldest submission first", examples=examples.REVIEW_QUEUE
+    ),
+)
 class ReviewListApi(generics.ListAPIView):
     """The queue: oldest submission first."""
 
@@ -240,6 +247,12 @@ class ReviewListApi(generics.ListAPIView):
         return selectors.application_list_for_reviewer()
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read an application in full: screening, duplicates, documents, history",
+        examples=examples.REVIEW_DETAIL,
+    ),
+)
 class ReviewDetailApi(APIView):
     permission_classes = [CanReadReviews]
 
@@ -267,14 +280,31 @@ class _DecisionApi(APIView):
         return Response(ReviewDetailSerializer(application).data)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Approve an application under review", examples=examples.REVIEW_APPROVE
+    ),
+)
 class ReviewApproveApi(_DecisionApi):
     service = staticmethod(services.application_approve)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Reject an application, with the reason the citizen reads",
+        examples=examples.REVIEW_REJECT,
+    ),
+)
 class ReviewRejectApi(_DecisionApi):
     service = staticmethod(services.application_reject)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Ask the citizen for documents, saying why and which",
+        examples=examples.REVIEW_REQUEST_DOCUMENTS,
+    ),
+)
 class ReviewRequestDocumentsApi(APIView):
     """Ask the citizen for documents: a reason, and optionally the kinds still needed."""
 
@@ -295,6 +325,9 @@ class ReviewRequestDocumentsApi(APIView):
         return Response(ReviewDetailSerializer(application).data)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Download a document the citizen uploaded (audited)"),
+)
 class ReviewDocumentApi(APIView):
     """One uploaded document's content, decrypted for the reviewer; every read is audited."""
 
@@ -324,6 +357,9 @@ class ReviewDocumentApi(APIView):
         return response
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Reveal the applicant's RRN (audited, reason required)"),
+)
 class ReviewRevealRrnApi(APIView):
     """Show the full RRN, for checking identity against a document; every use is audited."""
 

@@ -2,12 +2,18 @@
 
 from django.shortcuts import get_object_or_404
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api import examples
 from api import serializers as s
 from api.idempotency import idempotent
 from api.parsers import FormParser, JSONParser, MultiPartParser
@@ -30,6 +36,9 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 # Programs and rounds.
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List the programs with their open rounds"),
+)
 class ProgramListApi(generics.ListAPIView):
     permission_classes = [AllowAny]
     serializer_class = s.ProgramSerializer
@@ -60,6 +69,10 @@ class RoundFilter(filters.FilterSet):
         return queryset.filter(program__code=value.upper())
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List rounds (filter by status, program, year)"),
+    retrieve=extend_schema(summary="Read a round"),
+)
 class RoundViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [AllowAny]
     serializer_class = s.RoundSerializer
@@ -81,14 +94,23 @@ class _RoundTransitionApi(APIView):
         return Response(s.RoundSerializer(round_).data)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Open a draft round for applications"),
+)
 class RoundOpenApi(_RoundTransitionApi):
     service = staticmethod(services.round_open)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Close a round to new applications"),
+)
 class RoundCloseApi(_RoundTransitionApi):
     service = staticmethod(services.round_close)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Run the selection: fill the seats by priority, then the lottery"),
+)
 class RoundSelectApi(APIView):
     """Rank the approved applications and fill the capacity; run again for late approvals."""
 
@@ -109,6 +131,9 @@ class RoundSelectApi(APIView):
         return Response(body)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Change a round's budget or top-up, with a reason"),
+)
 class RoundMoneyApi(APIView):
     """Change a round's budget (never below what is committed), top-up, or a draft's amount
     and capacity; every change is audited with its reason."""
@@ -128,6 +153,9 @@ class RoundMoneyApi(APIView):
         return Response(s.RoundSerializer(round_).data)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Read a round's budget ledger"),
+)
 class RoundLedgerApi(APIView):
     """The round's budget ledger: committed, in batches, paid, failed, returned, available."""
 
@@ -144,6 +172,13 @@ class RoundLedgerApi(APIView):
 # The citizen's own profile and applications.
 
 
+@extend_schema_view(
+    get=extend_schema(
+        summary="Read my profile (RRN and account number masked)", examples=examples.PROFILE_READ
+    ),
+    put=extend_schema(summary="Fill or replace my profile", examples=examples.PROFILE),
+    patch=extend_schema(summary="Change part of my profile", examples=examples.PROFILE),
+)
 class ProfileApi(APIView):
     permission_classes = [IsCitizen]
 
@@ -193,6 +228,16 @@ class ApplicationFilter(filters.FilterSet):
         fields = ["status", "round"]
 
 
+@extend_schema_view(
+    list=extend_schema(summary="List my applications"),
+    retrieve=extend_schema(summary="Read my application", examples=examples.APPLICATION_READ),
+    create=extend_schema(
+        summary="Create a draft application in an open round", examples=examples.APPLICATION_CREATE
+    ),
+    partial_update=extend_schema(
+        summary="Edit my application while a draft or waiting for documents"
+    ),
+)
 class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The citizen's applications: another citizen's id is simply not found."""
 
@@ -239,6 +284,11 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(s.ApplicationSerializer(application).data)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Upload a document to my application", examples=examples.DOCUMENT_UPLOAD
+    ),
+)
 class ApplicationDocumentCreateApi(APIView):
     permission_classes = [IsCitizen]
     parser_classes = [MultiPartParser, FormParser]
@@ -314,6 +364,12 @@ class _ApplicationTransitionApi(APIView):
         return Response(s.ApplicationSerializer(application).data)
 
 
+@extend_schema_view(
+    post=extend_schema(
+        summary="Submit my application (again, after a documents request)",
+        examples=examples.APPLICATION_SUBMIT,
+    ),
+)
 class ApplicationSubmitApi(APIView):
     # The citizen's own application is found, scoped and locked by one query (the service).
     permission_classes = [IsCitizen]
@@ -331,6 +387,9 @@ class ApplicationSubmitApi(APIView):
         return Response(s.ApplicationSerializer(_with_documents(application)).data)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Withdraw my application before payment"),
+)
 class ApplicationWithdrawApi(_ApplicationTransitionApi):
     input_serializer = s.ReasonSerializer
 

@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
@@ -42,6 +42,9 @@ class VoucherSerializer(serializers.Serializer):
         return obj.lapsed_at is not None
 
 
+@extend_schema_view(
+    get=extend_schema(summary="Read my voucher: balance, expiry and ledger"),
+)
 class VoucherMeApi(APIView):
     permission_classes = [IsCitizen]
 
@@ -88,6 +91,9 @@ class RefundSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Charge a course to a voucher"),
+)
 class RedemptionCreateApi(APIView):
     permission_classes = [IsProvider]
 
@@ -108,6 +114,9 @@ class RedemptionCreateApi(APIView):
         return Response(RedemptionSerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Refund part or all of a redemption"),
+)
 class RedemptionRefundApi(APIView):
     permission_classes = [IsProvider]
 
@@ -126,6 +135,9 @@ class RedemptionRefundApi(APIView):
         return Response(RefundSerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Record that the paid course was completed"),
+)
 class RedemptionCompleteApi(APIView):
     """The provider records that the course a redemption paid for was completed."""
 
@@ -143,6 +155,9 @@ class TopUpSerializer(serializers.Serializer):
     limit = serializers.IntegerField()
 
 
+@extend_schema_view(
+    post=extend_schema(summary="Grant the round's top-up to its excellent users"),
+)
 class RoundTopUpApi(APIView):
     """Grant the round's excellent-user top-up (spent all, completed a course, no refund)."""
 
