@@ -35,6 +35,7 @@ seed: migrate
 
 run: seed
 	@echo "Staff workbench: http://$(HOST):$(PORT)/staff/  (caseworker, manager, finance1, finance2, auditor)"
+	@echo "API: http://$(HOST):$(PORT)/api/v1/  (Swagger UI at /api/v1/docs/, ReDoc at /api/v1/redoc/)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Start the demo over: a new database and no stored files; the virtualenv and the
