@@ -4,6 +4,7 @@ main calls, with values as the demo gives them (see README.md, "Walk-through wit
 from drf_spectacular.utils import OpenApiExample
 
 _SEOUL = "+09:00"
+_ASKED = "내일배움카드 훈련과 다른 과정임을 보여 주는 수강 확인서를 올려 주세요."
 _DOCUMENT = {
     "id": 141,
     "kind": "enrollment_certificate",
@@ -32,6 +33,7 @@ def _application(status: str, **fields) -> dict:
         "income_category": "basic_livelihood",
         "training": _TRAINING,
         "documents": [_DOCUMENT],
+        "missing_documents": [],
         "decision_reason": "",
         "payments": [],
         "submitted_at": f"2026-12-03T09:50:16{_SEOUL}",
@@ -132,7 +134,12 @@ APPLICATION_CREATE = [
         "The draft",
         response_only=True,
         status_codes=["201"],
-        value=_application("draft", documents=[], submitted_at=None),
+        value=_application(
+            "draft",
+            documents=[],
+            missing_documents=["enrollment_certificate"],
+            submitted_at=None,
+        ),
     ),
     OpenApiExample(
         "The scholarship needs the training",
@@ -338,12 +345,51 @@ REVIEW_REQUEST_DOCUMENTS = [
     OpenApiExample(
         "Ask for a document",
         request_only=True,
-        value={"reason": "내일배움카드 훈련과 다른 과정임을 보여 주는 수강 확인서를 올려 주세요."},
+        value={
+            "reason": _ASKED,
+            "documents": ["other"],
+        },
     ),
     OpenApiExample(
         "Waiting for the citizen",
         response_only=True,
-        value=_detail("needs_documents", flags=["duplicate", "needs_review", "needs_documents"]),
+        value=_detail(
+            "needs_documents",
+            flags=["duplicate", "needs_review", "needs_documents"],
+            decision_reason=_ASKED,
+        ),
     ),
     _REASON_REQUIRED,
+]
+
+NOTIFICATIONS = [
+    OpenApiExample(
+        "Documents asked for",
+        response_only=True,
+        value={
+            "count": 2,
+            "next": None,
+            "previous": None,
+            "results": [
+                {
+                    "id": 412,
+                    "application": 201,
+                    "kind": "documents_requested",
+                    "subject": "서류 보완 요청 / Documents requested",
+                    "body": _ASKED,
+                    "created_at": f"2026-12-03T10:01:05{_SEOUL}",
+                    "sent_at": f"2026-12-03T10:01:05{_SEOUL}",
+                },
+                {
+                    "id": 398,
+                    "application": 201,
+                    "kind": "submitted",
+                    "subject": "신청이 접수되었습니다 / Application received",
+                    "body": "…",
+                    "created_at": f"2026-12-03T09:50:16{_SEOUL}",
+                    "sent_at": f"2026-12-03T09:50:16{_SEOUL}",
+                },
+            ],
+        },
+    ),
 ]

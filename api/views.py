@@ -207,6 +207,9 @@ class ProfileApi(APIView):
         return self._update(request, partial=True)
 
 
+@extend_schema_view(
+    get=extend_schema(summary="List my messages, newest first", examples=examples.NOTIFICATIONS),
+)
 class MyNotificationListApi(generics.ListAPIView):
     """The citizen's messages (decisions, reasons, payments), newest first."""
 
