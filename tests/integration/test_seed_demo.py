@@ -11,6 +11,7 @@ from benefits.models import Application, Round
 from eligibility.models import RegistryKind, RegistrySnapshot
 from payments.models import DisbursementBatch, Payment, VoucherEntry
 from payments.selectors import batch_audit_summary
+from tests.factories import RoundFactory, UserFactory
 
 # Committed for real, as `make run` does: the submit's screening task and the batch's
 # build task run after the commit, and the demo must come out the same.
@@ -114,3 +115,13 @@ def test_a_demo_without_citizens_still_has_its_rounds():
     call_command("seed_demo", "--applicants", "0")
     assert Round.objects.filter(status="open").count() == 2
     assert not Application.objects.exists()
+
+
+def test_a_database_with_rounds_already_keeps_them(capsys):
+    """An older demo (or rounds of one's own): seeding again neither fails nor adds to it."""
+    RoundFactory()
+    UserFactory(username="citizen001")
+    rounds_before = Round.objects.count()
+    call_command("seed_demo", "--applicants", "5")
+    assert Round.objects.count() == rounds_before
+    assert "already loaded" in capsys.readouterr().out
