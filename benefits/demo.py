@@ -31,6 +31,17 @@ from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
 from eligibility.screening import application_screen
+from payments.exports import bank_file_for_download
+from payments.imports import bank_results_import
+from payments.models import Payment, VoucherAccount
+from payments.services import (
+    batch_approve,
+    batch_build,
+    batch_create,
+    batch_disburse,
+    batch_submit,
+)
+from payments.vouchers import voucher_course_complete, voucher_redeem, voucher_refund
 
 User = get_user_model()
 
@@ -162,6 +173,14 @@ CAST = [
     Part("v3", APPROVE),
 ]
 
+# How the spring voucher holders used their vouchers, in turn: the amount charged, then.
+VOUCHER_USES = (
+    (350_000, "complete"),  # all of it, on a course completed: an excellent user
+    (200_000, "refund"),  # 50,000 of it refunded
+    (120_000, None),
+    (350_000, "complete"),
+    (0, None),  # not used yet
+)
 REASONS = {
     "request_documents": "소득 증빙 서류와 수강 확인서를 올려 주세요.",
     "reject": "사회보장 정보로 자격이 확인되지 않습니다.",
@@ -328,7 +347,6 @@ class Demo:
         self.out = out
         self.today = timezone.localdate()
         self.rounds: dict[str, Round] = {}
-        self.applications: dict[str, list[Application]] = {plan.key: [] for plan in ROUNDS}
 
     def play(self) -> None:
         for plan in ROUNDS:
@@ -336,7 +354,8 @@ class Demo:
         self._draft_round()
         for citizen in self.citizens:
             self._citizen(citizen)
-        # Hashing one password per demo citizen took most of a minute; they share one.
+        # PBKDF2 is slow by design: the demo citizens share one hash rather than each
+        # paying for their own.
         User.objects.filter(username__in=[c.username for c in self.citizens]).update(
             password=self.password_hash
         )
@@ -442,9 +461,8 @@ class Demo:
         round_ = self.rounds[part.round]
         training = None
         if round_.program.requires_training:
-            course = COURSES[
-                part.course if part.course is not None else VOCATIONAL[citizen.number % 4]
-            ]
+            default = VOCATIONAL[citizen.number % len(VOCATIONAL)]
+            course = COURSES[part.course if part.course is not None else default]
             starts, ends = training_period(plan, self.today)
             training = {
                 "course_id": course[0],
@@ -494,7 +512,6 @@ class Demo:
                 application = services.application_withdraw(
                     application=application, actor=user, reason=REASONS[step]
                 )
-        self.applications[part.round].append(application)
 
     # Stages.
 
@@ -511,9 +528,6 @@ class Demo:
         return round_select(round_=round_, actor=self.staff["manager"]).round
 
     def _batch(self, round_: Round):
-        from payments.models import Payment
-        from payments.services import batch_build, batch_create, batch_submit
-
         if not round_.applications.filter(status=Application.Status.SELECTED).exists():
             return None
         finance1 = self.staff["finance1"]
@@ -539,9 +553,6 @@ class Demo:
         self._batch(round_)
 
     def _approved_and_sent(self, round_: Round):
-        from payments.exports import bank_file_for_download
-        from payments.services import batch_approve, batch_disburse
-
         batch = self._batch(round_)
         if batch is None:
             return None, b""
@@ -557,8 +568,6 @@ class Demo:
     def _stage_paid(self, plan: RoundPlan, round_: Round) -> None:
         """Paid by bank: the first two transfers failed; one of the two citizens has given
         another account since, so the next batch of the round reissues that payment."""
-        from payments.imports import bank_results_import
-
         round_ = self._stage_selected(plan, round_)
         batch, content = self._approved_and_sent(round_)
         if batch is None:
@@ -571,7 +580,7 @@ class Demo:
         bank_results_import(
             batch=batch, actor=self.staff["finance1"], data=("\n".join(results) + "\n").encode()
         )
-        failed = batch.payments.filter(status="failed").order_by("id").first()
+        failed = batch.payments.filter(status=Payment.Status.FAILED).order_by("id").first()
         if failed is not None:
             applicant = Applicant.objects.select_related("user").get(applications__payments=failed)
             services.applicant_profile_update(
@@ -583,9 +592,6 @@ class Demo:
     def _stage_vouchers(self, plan: RoundPlan, round_: Round) -> None:
         """Vouchers issued and used at the demo provider: some spent in full on a completed
         course (the top-up's excellent users), some in part, some refunded in part."""
-        from payments.models import VoucherAccount
-        from payments.vouchers import voucher_course_complete, voucher_redeem, voucher_refund
-
         round_ = self._stage_selected(plan, round_)
         batch, _ = self._approved_and_sent(round_)
         if batch is None:
@@ -594,10 +600,9 @@ class Demo:
         accounts = VoucherAccount.objects.filter(round=round_).order_by("id")
         courses = [c[1] for c in COURSES]
         for n, account in enumerate(accounts):
-            use = n % 5
-            if use == 4:
+            amount, then = VOUCHER_USES[n % len(VOUCHER_USES)]
+            if not amount:
                 continue
-            amount = {0: 350_000, 1: 200_000, 2: 120_000, 3: 350_000}[use]
             entry = voucher_redeem(
                 actor=provider,
                 voucher_code=account.code,
@@ -605,9 +610,9 @@ class Demo:
                 course=courses[n % len(courses)],
                 idempotency_key=f"demo-{account.pk}",
             )
-            if use in (0, 3):
+            if then == "complete":
                 voucher_course_complete(actor=provider, redemption_id=entry.pk)
-            if use == 1:
+            elif then == "refund":
                 voucher_refund(actor=provider, redemption_id=entry.pk, amount=50_000)
 
 
