@@ -368,3 +368,46 @@ def test_every_sh_block_is_run_or_excluded_by_name():
     steps = walkthrough()
     assert steps, "no walk-through found in README.md"
     assert any(c.expected for c in steps)
+
+
+# The checker itself: a README test that passed whatever was printed would guard nothing.
+
+
+def _block(text: str) -> Block:
+    return Block(
+        section=WALKTHROUGH[0],
+        heading="t",
+        line=1,
+        lines=list(enumerate(text.splitlines(), start=1)),
+    )
+
+
+def test_commands_split_where_bash_does_and_keep_what_they_print():
+    found = commands(
+        _block(
+            "X=$(echo '{\n  \"a\": 1}' | jq -e .a)\n"
+            "cat > f.csv <<CSV\nline\nCSV\n"
+            "echo done   # → done\n"
+            "# a comment between commands\n"
+            "curl -s $API/x/ \\\n  -H 'A: b'\n"
+            '# → {"status": "ok",\n#    "n": 2, ...}\n'
+        )
+    )
+    assert [c.line for c in found] == [1, 3, 6, 8]
+    assert [c.expectation for c in found] == ["", "", "done", '{"status": "ok", "n": 2, ...}']
+
+
+def test_the_checker_reads_wildcards_and_finds_departures():
+    said = Command(text="x", line=1, section="s", expected=['{"id": …, "flags": ["a", …]}'])
+    assert check(said, '{"id": 7, "flags": ["a", "b"], "more": 1}') is None
+    assert "flags[0]" in check(said, '{"id": 7, "flags": ["b"]}')
+    assert "no key 'id'" in check(said, '{"flags": ["a"]}')
+    glob = Command(text="x", line=1, section="s", expected=['{"code": "9f2c…", ...}'])
+    assert check(glob, '{"code": "9f2c0e"}') is None
+    assert check(glob, '{"code": "aa"}') is not None
+    text = Command(text="x", line=1, section="s", expected=["%PDF-1.4"])
+    assert check(text, "%PDF-1.4\n") is None and check(text, "<html>") is not None
+    quiet = Command(text="x", line=1, section="s")
+    error = '{"type": "client_error", "errors": [{"code": "not_found"}]}'
+    assert "error the README does not announce" in check(quiet, error)
+    assert check(quiet, '{"status": "ok"}') is None
