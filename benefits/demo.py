@@ -201,7 +201,13 @@ GIVEN = [
     "예준",
     "지민",
 ]
-PDF = b"%PDF-1.4\n%%EOF\n"
+# The smallest PDF that parses whole: one empty A4 page (a real upload is a scan).
+PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\n"
+    b"trailer<</Root 1 0 R>>\nstartxref\n0\n%%EOF\n"
+)
 
 
 def synthetic_rrn(rng: random.Random) -> str:
