@@ -31,9 +31,9 @@ from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
 from eligibility.screening import application_screen
-from payments.exports import bank_file_for_download
+from payments.exports import bank_file_for_download, bank_file_generate
 from payments.imports import bank_results_import
-from payments.models import Payment, VoucherAccount
+from payments.models import BankFile, Payment, VoucherAccount
 from payments.services import (
     batch_approve,
     batch_build,
@@ -565,8 +565,10 @@ class Demo:
         batch = batch_approve(batch=batch, actor=self.staff["finance2"])
         content = b""
         if batch.pays_by_bank:
+            # Made here rather than by the approval's task, which may run on a worker later.
+            bank_file_generate(batch_id=batch.pk, fmt=BankFile.Format.CSV)
             _file, chunks = bank_file_for_download(
-                batch=batch, fmt="csv", actor=self.staff["finance1"]
+                batch=batch, fmt=BankFile.Format.CSV, actor=self.staff["finance1"]
             )
             content = b"".join(chunks)
         return batch_disburse(batch=batch, actor=self.staff["finance1"]), content
