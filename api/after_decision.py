@@ -58,6 +58,7 @@ class ApplicationAppealApi(APIView):
     permission_classes = [IsCitizen]
 
     @extend_schema(
+        summary="Appeal the rejection of my application (이의신청)",
         request=AppealRequestSerializer,
         responses={200: ApplicationSerializer, **_REFUSED},
         parameters=[IDEMPOTENCY_PARAMETER],
@@ -101,7 +102,9 @@ class ReviewAppealDecisionApi(_ReviewActionApi):
     input_serializer = AppealDecisionSerializer
 
     @extend_schema(
-        request=AppealDecisionSerializer, responses={200: ReviewDetailSerializer, **_REFUSED}
+        summary="Decide an appeal: overturned approves, upheld rejects for good",
+        request=AppealDecisionSerializer,
+        responses={200: ReviewDetailSerializer, **_REFUSED},
     )
     def post(self, request, pk: int):
         return super().post(request, pk)
@@ -117,7 +120,11 @@ class ReviewRevokeApi(_ReviewActionApi):
 
     input_serializer = RevokeSerializer
 
-    @extend_schema(request=RevokeSerializer, responses={200: ReviewDetailSerializer, **_REFUSED})
+    @extend_schema(
+        summary="Revoke an approval before any payment for it exists",
+        request=RevokeSerializer,
+        responses={200: ReviewDetailSerializer, **_REFUSED},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -132,7 +139,11 @@ class ReviewClearFlagApi(_ReviewActionApi):
 
     input_serializer = ClearFlagSerializer
 
-    @extend_schema(request=ClearFlagSerializer, responses={200: ReviewDetailSerializer, **_REFUSED})
+    @extend_schema(
+        summary="Clear an open flag, with the reason: its payment may go in a batch",
+        request=ClearFlagSerializer,
+        responses={200: ReviewDetailSerializer, **_REFUSED},
+    )
     def post(self, request, pk: int):
         return super().post(request, pk)
 
@@ -148,7 +159,9 @@ class ReviewMatchResolveApi(_ReviewActionApi):
     input_serializer = MatchResolveSerializer
 
     @extend_schema(
-        request=MatchResolveSerializer, responses={200: ReviewDetailSerializer, **_REFUSED}
+        summary="Resolve a duplicate match; later screenings respect it",
+        request=MatchResolveSerializer,
+        responses={200: ReviewDetailSerializer, **_REFUSED},
     )
     def post(self, request, pk: int, match_id: str):
         return super().post(request, pk, match_id=match_id)
