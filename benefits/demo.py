@@ -25,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from benefits import services
+from benefits.after_decision import application_appeal_file
 from benefits.models import Applicant, Application, Program, Round
 from benefits.selection import round_select
 from core.banks import BANKS
@@ -127,6 +128,7 @@ REVIEW = ("submit",)
 DOCS = ("submit", "request_documents")
 APPROVE = ("submit", "approve")
 REJECT = ("submit", "reject")
+APPEAL = ("submit", "reject", "appeal")  # rejected, and the citizen objects
 WITHDRAW = ("submit", "withdraw")
 NEAR = {"income": "near_poor", "registry": "near_poor"}
 
@@ -153,7 +155,7 @@ CAST = [
     Part("s1", APPROVE),
     Part("v3", REVIEW),
     Part("s4", REJECT, income="near_poor", registry=None),
-    Part("s3", REJECT, course=NOT_VOCATIONAL),
+    Part("s3", APPEAL, course=NOT_VOCATIONAL),
     Part("s3", WITHDRAW),
     Part("s2", REJECT, registry=None),
     Part("s1", APPROVE, **NEAR),
@@ -185,6 +187,7 @@ REASONS = {
     "request_documents": "소득 증빙 서류와 수강 확인서를 올려 주세요.",
     "reject": "사회보장 정보로 자격이 확인되지 않습니다.",
     "withdraw": "개인 사정",
+    "appeal": "직업능력개발 훈련 과정으로 인정된 과정입니다. 확인서를 첨부합니다.",
 }
 SURNAMES = "김이박최정강조윤장임한오서신권황안송류홍"
 GIVEN = [
@@ -517,6 +520,10 @@ class Demo:
             elif step == "withdraw":
                 application = services.application_withdraw(
                     application=application, actor=user, reason=REASONS[step]
+                )
+            elif step == "appeal":
+                application = application_appeal_file(
+                    applicant=applicant, pk=application.pk, actor=user, reason=REASONS[step]
                 )
 
     # Stages.
