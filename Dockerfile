@@ -11,7 +11,7 @@ COPY pyproject.toml README.md ./
 RUN pip install --no-cache-dir .
 COPY . .
 # The staff pages' Korean catalogue (the .mo is not committed); no Django settings needed.
-RUN msgfmt --check -o locale/ko/LC_MESSAGES/django.mo locale/ko/LC_MESSAGES/django.po \
+RUN msgfmt --check -o config/locale/ko/LC_MESSAGES/django.mo config/locale/ko/LC_MESSAGES/django.po \
     && useradd --system --home-dir /app baeum \
     && mkdir -p /srv/baeum \
     && chown baeum /srv/baeum

@@ -10,18 +10,30 @@ APPLICANTS ?= 200
 DATA_DIR := $(or $(BAEUM_DATA_DIR),var)
 SQLITE := $(or $(SQLITE_PATH),$(DATA_DIR)/baeum.sqlite3)
 
-.PHONY: run reset test install messages migrate seed serve lint format check bench-intake clean
+.PHONY: run reset test install messages migrate seed serve lint format check bench-intake clean lock wheel
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# Resolve pyproject.toml's dependencies afresh and record the versions in constraints.txt.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
+
+# A wheel of Baeum with its compiled catalogue, in dist/.
+wheel: $(MO)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	rm -rf build
+
 # The staff pages' Korean catalogue, compiled from the committed .po (the .mo is not kept).
-MO := locale/ko/LC_MESSAGES/django.mo
-$(MO): locale/ko/LC_MESSAGES/django.po $(STAMP)
-	$(BIN)/python manage.py compilemessages --locale ko --ignore '.venv' --ignore 'var'
+MO := config/locale/ko/LC_MESSAGES/django.mo
+$(MO): config/locale/ko/LC_MESSAGES/django.po $(STAMP)
+	$(BIN)/python manage.py compilemessages --locale ko --ignore '.venv' --ignore 'var' --ignore build --ignore dist
 
 messages: $(MO)
 

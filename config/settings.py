@@ -34,7 +34,10 @@ def env_int(name: str, default: int) -> int:
 
 PRODUCTION = env_bool("BAEUM_PRODUCTION")
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
-DATA_DIR = Path(os.environ.get("BAEUM_DATA_DIR", BASE_DIR / "var"))
+# A checkout keeps its data under var/ beside manage.py; an installed Baeum (a wheel) under
+# var/ in the directory it runs from, unless BAEUM_DATA_DIR says where.
+_DEFAULT_DATA_DIR = (BASE_DIR if (BASE_DIR / "manage.py").exists() else Path.cwd()) / "var"
+DATA_DIR = Path(os.environ.get("BAEUM_DATA_DIR", _DEFAULT_DATA_DIR))
 
 
 def _dev_keys() -> dict:
@@ -250,7 +253,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("ko", "한국어"), ("en", "English")]
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [Path(__file__).resolve().parent / "locale"]
 # The language of the staff pages for a user who has not chosen one (the language switch
 # sets the cookie below, kept for a year).
 BAEUM_STAFF_LANGUAGE = os.environ.get("BAEUM_STAFF_LANGUAGE", "ko")

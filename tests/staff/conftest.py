@@ -34,7 +34,9 @@ def png(width: int = 240, height: int = 120) -> bytes:
 PNG = png()
 PDF = pdf()
 
-CATALOGUE = Path(__file__).resolve().parents[2] / "locale" / "ko" / "LC_MESSAGES" / "django.po"
+CATALOGUE = (
+    Path(__file__).resolve().parents[2] / "config" / "locale" / "ko" / "LC_MESSAGES" / "django.po"
+)
 
 
 def _compile_catalogue() -> None:
