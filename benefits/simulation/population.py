@@ -147,8 +147,9 @@ def people(
 
 
 def replacement_account(applicant_id: int, salt: int) -> str:
-    """The account a citizen gives after a payment to the first one failed."""
-    return f"9{salt % 10**5:05d}{applicant_id:08d}"
+    """The account a citizen gives after a payment to the first one failed: a digit longer
+    than any first account, so never someone else's."""
+    return f"9{salt % 10**6:06d}{applicant_id:08d}"
 
 
 def training(person: Person, period: tuple[date, date]) -> dict | None:

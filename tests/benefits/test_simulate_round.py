@@ -324,3 +324,13 @@ def test_a_round_played_against_a_real_worker_adds_up(worker):
     (round_,) = simulated_rounds()
     assert_round_holds(round_)
     assert Payment.objects.filter(round=round_, status=Payment.Status.REISSUED).exists()
+
+
+def test_a_replacement_account_is_never_another_citizens_first_account():
+    # A salt like this one once made citizen 7's new account the first account of person 7.
+    salt = 912_345
+    people = population.people(
+        program=Program.Code.SCHOLARSHIP, count=20, seed=3, salt=salt, today=date.today()
+    )
+    first = {p.account_number for p in people}
+    assert not first & {population.replacement_account(pk, salt) for pk in range(40)}
