@@ -15,7 +15,7 @@ from django.utils import timezone
 from stdnum.kr import brn
 
 from benefits import services
-from benefits.models import Applicant, Application, Document, Program, Round
+from benefits.models import Applicant, Application, Document, Notification, Program, Round
 from benefits.simulation import Simulation, SimulationError, population
 from benefits.simulation.waiting import wait_until
 from core.crypto import account_fingerprint
@@ -392,13 +392,25 @@ def intake(sim: Simulation) -> int:
 
 
 def _wait_for_screening(sim: Simulation, description: str, ids: list[int] | None = None) -> int:
-    """Wait until no application of the round (or of `ids`) is submitted or in screening."""
+    """Wait for what each submit set off: the screening, then the "submitted" message
+    (one chain of tasks), for every application of the round (or of `ids`)."""
     applications = Application.objects.filter(round=sim.round_)
     if ids is not None:
         applications = applications.filter(pk__in=ids)
     total = applications.count()
     waiting = applications.filter(status__in=[Status.SUBMITTED, Status.SCREENING])
-    return wait_until(sim, description, total=total, done=lambda: total - waiting.count())
+    unsent = Notification.objects.filter(
+        application__in=applications,
+        kind=Notification.Kind.SUBMITTED,
+        status=Notification.Status.PENDING,
+        attempts=0,  # a message whose sending failed waits for the sweep, not for us
+    )
+    return wait_until(
+        sim,
+        description,
+        total=total,
+        done=lambda: max(total - waiting.count() - unsent.count(), 0),
+    )
 
 
 def screening(sim: Simulation) -> int:
