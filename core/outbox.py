@@ -97,6 +97,14 @@ def outbox_enqueue(task, *args, key: str, then: list | None = None) -> TaskOutbo
     return entry
 
 
+def outbox_request(task, *args, key: str) -> None:
+    """Make sure `task(*args)` waits to run: recorded unless it already waits; one that
+    finished or was given up earlier is recorded afresh (its result has gone missing)."""
+    with transaction.atomic():
+        TaskOutbox.objects.filter(key=key).exclude(status__in=TaskOutbox.WAITING).delete()
+        outbox_enqueue(task, *args, key=key)
+
+
 def _send(entry_ids: list[int]) -> int:
     """Hand entries to the broker; return how many went. One that does not go is due now."""
     from core.tasks import outbox_run_task

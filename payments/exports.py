@@ -18,6 +18,7 @@ from core.audit import audit_record
 from core.crypto import encrypt_file
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.files import stored_file_chunks
+from core.outbox import outbox_request
 from payments.bankfiles import (
     BatchHeader,
     TransferLine,
@@ -167,6 +168,11 @@ def bank_file_download(*, bank_file: BankFile, actor) -> BankFile:
     return bank_file
 
 
+def bank_files_key(batch: DisbursementBatch) -> str:
+    """The outbox key of the work that makes a batch's bank files (once per batch)."""
+    return f"bank_files:{batch.pk}"
+
+
 def bank_file_for_download(
     *, batch: DisbursementBatch, fmt: str, actor
 ) -> tuple[BankFile, Iterator[bytes]] | None:
@@ -191,7 +197,9 @@ def bank_file_for_download(
     if bank_file is None:
         from payments.tasks import bank_files_generate_task
 
-        bank_files_generate_task.delay(batch.pk)  # eager: made by the time this returns
+        # Through the outbox, as at approval: a broker that is down delays the file, it
+        # does not fail the download. Eager, the file is made by the time this returns.
+        outbox_request(bank_files_generate_task, batch.pk, key=bank_files_key(batch))
         bank_file = batch.files.filter(format=fmt).first()
     if bank_file is None:
         return None

@@ -17,6 +17,7 @@ from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.fsm import bulk_transition, require_transition
 from core.outbox import outbox_enqueue, outbox_heartbeat
+from payments.exports import bank_files_key
 from payments.models import DisbursementBatch, Payment, VoucherEntry
 from payments.selectors import round_budget_ledger
 from payments.vouchers import voucher_accounts_issue
@@ -359,7 +360,7 @@ def batch_approve(*, batch: DisbursementBatch, actor, reason: str = "") -> Disbu
     if batch.pays_by_bank:
         from payments.tasks import bank_files_generate_task
 
-        outbox_enqueue(bank_files_generate_task, batch.pk, key=f"bank_files:{batch.pk}")
+        outbox_enqueue(bank_files_generate_task, batch.pk, key=bank_files_key(batch))
     return batch
 
 

@@ -1,9 +1,12 @@
+import socket
+
 import pytest
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from config.celery import app as celery_app
 from core.roles import Role
 from tests.factories import ApplicantFactory, RoundFactory, UserFactory
 
@@ -90,3 +93,24 @@ def manager(staff):
 @pytest.fixture
 def caseworker(staff):
     return staff(Role.CASEWORKER)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """A real Redis URL on a port where nothing listens, and tasks no longer eager."""
+    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
+    monkeypatch.setitem(celery_app.conf, "broker_url", url)
+    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before its configuration
+    saved = celery_app._pool, celery_app.amqp._producer_pool
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    yield
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool, celery_app.amqp._producer_pool = saved

@@ -1,7 +1,6 @@
 """The task outbox: work recorded with its transaction, sent after the commit, sent again by
 the sweeper while it waits, run under a lease that a stalled run loses."""
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -190,27 +189,6 @@ def test_follow_ups_are_sent_once_the_work_is_done():
     assert RAN == ["first", "then"]
     assert outbox_run(entry_id=entry.pk) is False  # done: a copy does nothing
     assert RAN == ["first", "then"]
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def broker_down(monkeypatch):
-    """A real Redis URL on a port where nothing listens, and tasks no longer eager."""
-    url = f"redis://127.0.0.1:{_closed_port()}/0"
-    monkeypatch.setitem(celery_app.conf, "task_always_eager", False)
-    monkeypatch.setitem(celery_app.conf, "broker_url", url)
-    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery reads it before its configuration
-    saved = celery_app._pool, celery_app.amqp._producer_pool
-    celery_app._pool = celery_app.amqp._producer_pool = None
-    yield
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    celery_app._pool, celery_app.amqp._producer_pool = saved
 
 
 def test_submit_while_the_broker_is_down_answers_200_and_is_screened_once_it_returns(
