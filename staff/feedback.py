@@ -36,6 +36,14 @@ CODE_MESSAGES = {
     ),
     "not_editable": _("The application can no longer be edited."),
     "unknown_kind": _("Unknown registry."),
+    "same_reviewer": _(
+        "You made the decision under appeal: another caseworker must decide the appeal."
+    ),
+    "rejection_final": _("This rejection was confirmed on appeal and is final."),
+    "no_open_flag": _(
+        "This flag is no longer open: it may have been cleared already. The page shows it as "
+        "it is now."
+    ),
     "stored_file_unreadable": _(
         "The stored file could not be read whole; nothing was served. Tell the administrator."
     ),

@@ -8,9 +8,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from benefits.models import Application, Round
+from benefits.models import Appeal, Application, ApplicationFlag, Round
 from core.districts import SEOUL_DISTRICTS
-from eligibility.models import RegistryKind
+from eligibility.models import MatchResolution, RegistryKind
 from payments.models import DisbursementBatch, Payment
 from payments.selectors import AUDIT_FLAGS
 from staff import labels
@@ -52,6 +52,8 @@ class RoundChoiceField(forms.ModelChoiceField):
 ALL_STATES = "all"
 # RRN prefix as staff see it in a masked RRN: birth date, optionally the 7th digit.
 RRN_PREFIX = re.compile(r"(\d{2})(\d{2})(\d{2})(?:-?(\d))?")
+# The queue's flags of decided applications: without a state, they show every state.
+AFTER_DECISION_FLAGS = ("appeal", *ApplicationFlag.Kind.values)
 # A whole RRN must never travel in a URL (the queue's filters are a GET form).
 WHOLE_RRN = re.compile(r"\d{6}\s*-?\s*\d{7}")
 
@@ -98,8 +100,11 @@ class QueueFilterForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         statuses = [s for s in Application.Status.values if s != Application.Status.DRAFT]
+        # Without a state, the queue shows what waits for a decision, or for an appeal or a
+        # flag of decided applications every state.
+        decided = self.data.get("flag") in AFTER_DECISION_FLAGS
         self.fields["status"].choices = [
-            ("", _("Under review (default)")),
+            ("", _("All states (default)") if decided else _("Under review (default)")),
             (ALL_STATES, _("All states")),
             *_choices(labels.STATUS, statuses),
         ]
@@ -146,7 +151,9 @@ class QueueFilterForm(forms.Form):
         data = self.cleaned_data if self.is_valid() else {}
         status = data.get("status") or ""
         searching = bool(data.get("q") or data.get("rrn"))
-        if status == ALL_STATES or (not status and searching):
+        # An appeal, or a flag raised after the decision, concerns decided applications.
+        decided = data.get("flag") in AFTER_DECISION_FLAGS
+        if status == ALL_STATES or (not status and (searching or decided)):
             status = ""
         elif not status:
             status = Application.Status.UNDER_REVIEW
@@ -173,6 +180,65 @@ class OptionalReasonForm(forms.Form):
     reason = forms.CharField(
         max_length=2000, required=False, label=_("Note"), widget=forms.Textarea(attrs={"rows": 2})
     )
+
+
+REASON_REQUIRED = {"required": _("A reason is required.")}
+
+
+class AppealDecisionForm(forms.Form):
+    """An appeal's decision, for benefits.after_decision.application_appeal_decide."""
+
+    outcome = forms.ChoiceField(
+        label=_("Decision on the appeal"),
+        widget=forms.RadioSelect,
+        error_messages={"required": _("Choose a decision.")},
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Reason (the applicant reads it)"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages=REASON_REQUIRED,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["outcome"].choices = _choices(labels.APPEAL_OUTCOME, Appeal.Outcome.values)
+
+
+class FlagClearForm(forms.Form):
+    """Clearing an open flag after looking, for application_flag_clear."""
+
+    flag = forms.ChoiceField(widget=forms.HiddenInput)
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Why the payment may go ahead (recorded)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages=REASON_REQUIRED,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["flag"].choices = [(k, k) for k in ApplicationFlag.Kind.values]
+
+
+class MatchResolveForm(forms.Form):
+    """A caseworker's judgement of one duplicate match, for eligibility.resolutions."""
+
+    resolution = forms.ChoiceField(
+        label=_("Judgement"), error_messages={"required": _("Choose a judgement.")}
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Reason (recorded)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages=REASON_REQUIRED,
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["resolution"].choices = _choices(
+            labels.MATCH_RESOLUTION, MatchResolution.Resolution.values
+        )
 
 
 class RoundMoneyForm(forms.Form):

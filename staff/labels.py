@@ -15,6 +15,7 @@ APPLICATION_STATUS = {
     "needs_documents": _("Documents requested"),
     "approved": _("Approved"),
     "rejected": _("Rejected"),
+    "appealed": _("Appealed"),
     "selected": _("Selected"),
     "waitlisted": _("Waitlisted"),
     "withdrawn": _("Withdrawn"),
@@ -79,6 +80,7 @@ STATUS_TONE = {
     "pending_approval": "warn",
     "under_review": "info",
     "waitlisted": "warn",
+    "appealed": "warn",
 }
 
 REVIEW_FLAG = {
@@ -86,6 +88,19 @@ REVIEW_FLAG = {
     "ineligible": _("Ineligible"),
     "needs_review": _("Needs review"),
     "needs_documents": _("Documents requested"),
+    "eligibility_changed": _("Eligibility changed"),
+    "appeal": _("Appeal"),
+}
+
+# An appeal's decision, and a caseworker's judgement of a duplicate match.
+APPEAL_OUTCOME = {
+    "overturned": _("Overturned (approve)"),
+    "upheld": _("Upheld (reject for good)"),
+}
+MATCH_RESOLUTION = {
+    "not_the_same_person": _("Not the same person"),
+    "no_overlap_in_fact": _("No overlap in fact"),
+    "confirmed_duplicate": _("Confirmed duplicate"),
 }
 
 OUTCOME = {
@@ -140,6 +155,7 @@ AUDIT_FLAG = {
     "account_changed": _("Bank account changed recently"),
     "amount_anomaly": _("Amount differs from the round's"),
     "application_changed": _("Application changed since selection"),
+    "eligibility_changed": _("Eligibility changed since the decision"),
 }
 
 BATCH_KIND = {
@@ -165,6 +181,13 @@ AUDIT_ACTION = {
     "application.selected": _("Selected"),
     "application.waitlisted": _("Waitlisted"),
     "application.withdrawn": _("Withdrawn"),
+    "application.appealed": _("Appeal filed"),
+    "application.appeal_overturned": _("Appeal overturned"),
+    "application.appeal_upheld": _("Appeal upheld"),
+    "application.revoked": _("Approval revoked"),
+    "application.flag_raised": _("Flag raised"),
+    "application.flag_cleared": _("Flag cleared"),
+    "application.match_resolved": _("Duplicate match resolved"),
     "document.uploaded": _("Document uploaded"),
     "document.viewed": _("Document opened"),
     "applicant.rrn_revealed": _("RRN revealed"),
@@ -178,6 +201,7 @@ AUDIT_ACTION = {
     "batch.cancel": _("Cancelled"),
     "batch.payments_freed": _("Payments freed"),
     "batch.payment_held": _("Payment held out"),
+    "batch.flagged_held": _("Flagged payments held out"),
     "batch.file_downloaded": _("Bank file downloaded"),
     "batch.results_imported": _("Bank results imported"),
     "round.open": _("Round opened"),

@@ -8,7 +8,7 @@ from django.db.models import (
 )
 
 from benefits import selectors as benefit_selectors
-from benefits.models import Applicant, Application, Round
+from benefits.models import Applicant, Application, ApplicationFlag, Round
 from core.models import AuditEvent
 from eligibility.models import RegistryImportJob, RegistrySnapshot
 from payments import selectors as payment_selectors
@@ -40,10 +40,24 @@ def review_queue(*, filters: dict) -> QuerySet[Application]:
 
 
 def next_in_queue(*, filters: dict, after: Application) -> int | None:
-    """The id of the application after `after` in the filtered queue, from the top if none."""
+    """The id of the application after `after` in the filtered queue, from the top if none.
+
+    The appeals come in the order of their filing, as the queue lists them.
+    """
     queue = _filtered(
         Application.objects.exclude(status=Application.Status.DRAFT), filters
     ).exclude(pk=after.pk)
+    if filters.get("flag") == "appeal":
+        ids = queue.values_list("id", flat=True)  # ordered by the appeal's filing
+        appeal = benefit_selectors.open_appeal(after)
+        if appeal is not None:
+            later = ids.filter(
+                Q(appeal_filed_at__gt=appeal.filed_at)
+                | Q(appeal_filed_at=appeal.filed_at, id__gt=after.pk)
+            ).first()
+            if later is not None:
+                return later
+        return ids.first()
     ids = queue.order_by("submitted_at", "id").values_list("id", flat=True)
     if after.submitted_at is not None:
         later = ids.filter(
@@ -65,6 +79,41 @@ def application_history(application: Application) -> QuerySet[AuditEvent]:
         .select_related("actor")
         .order_by("at", "id")
     )
+
+
+def application_flags(application: Application) -> QuerySet[ApplicationFlag]:
+    """Every flag of the application, open and cleared, oldest first."""
+    return application.flags.select_related("cleared_by").order_by("raised_at", "id")
+
+
+def application_payment_exists(application: Application) -> bool:
+    """Whether a payment for the application is pending, sent or paid (no revoking then)."""
+    return Payment.objects.filter(
+        application_id=application.pk, status__in=Payment.LIVE_STATES
+    ).exists()
+
+
+def batch_eligibility_holds(batch: DisbursementBatch) -> QuerySet[Payment]:
+    """The batch's payments held out because the applicant's eligibility changed after the
+    decision (the build holds them, naming the flag in the hold reason)."""
+    return (
+        Payment.objects.filter(
+            batch=batch,
+            status=Payment.Status.CANCELLED,
+            hold_reason__startswith=f"{ApplicationFlag.Kind.ELIGIBILITY_CHANGED}:",
+        )
+        .select_related("application__applicant")
+        .order_by("id")
+    )
+
+
+def latest_flags(application_ids, *, kind: str) -> dict[int, ApplicationFlag]:
+    """The latest flag of `kind` of each application, in one query: what a payment held or
+    flagged for it is about. An open flag is always the latest (one is open at a time)."""
+    flags = ApplicationFlag.objects.filter(
+        application_id__in=list(application_ids), kind=kind
+    ).select_related("cleared_by")
+    return {flag.application_id: flag for flag in flags.order_by("raised_at", "id")}
 
 
 def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:

@@ -2,7 +2,7 @@ from django.urls import path
 from django.views.i18n import set_language
 
 import api.urls  # noqa: F401 - registers the "id" path converter (a database id, or 404)
-from staff.views import auth, finance, registries, reports, review, rounds
+from staff.views import after_decision, auth, finance, registries, reports, review, rounds
 
 app_name = "staff"
 
@@ -19,6 +19,14 @@ urlpatterns = [
     path("review/<id:pk>/reject/", review.reject, name="reject"),
     path("review/<id:pk>/request-documents/", review.request_documents, name="request_documents"),
     path("review/<id:pk>/reveal-rrn/", review.reveal_rrn, name="reveal_rrn"),
+    path("review/<id:pk>/appeal-decision/", after_decision.appeal_decide, name="appeal_decide"),
+    path("review/<id:pk>/clear-flag/", after_decision.flag_clear, name="flag_clear"),
+    path("review/<id:pk>/revoke/", after_decision.revoke, name="revoke"),
+    path(
+        "review/<id:pk>/matches/<str:match_id>/resolve/",
+        after_decision.match_resolve_view,
+        name="match_resolve",
+    ),
     # Finance
     path("batches/", finance.batch_list, name="batch_list"),
     path("batches/new/", finance.batch_create, name="batch_create"),

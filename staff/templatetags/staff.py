@@ -10,7 +10,8 @@ from django.utils.translation import gettext as _
 
 from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
-from eligibility.rules import MESSAGES, duplicate_code
+from eligibility.rules import MESSAGES, duplicate_code, rendered_rule
+from payments.selectors import payment_flags
 from staff import labels
 
 register = template.Library()
@@ -99,6 +100,12 @@ def audit_flag_badge(value) -> str:
 
 
 @register.filter
+def payment_flag_names(payment) -> list[str]:
+    """The pre-release audit flags a payment of the batch page carries."""
+    return payment_flags(payment)
+
+
+@register.filter
 def policy_badge(value) -> str:
     tone = {"block": "bad", "review": "warn", "allow": "muted"}.get(value, "plain")
     return _badge(labels.label(labels.POLICY, value), tone)
@@ -176,25 +183,27 @@ def evidence_items(evidence) -> list[tuple[str, str]]:
     return [(key, _value(value)) for key, value in evidence.items() if key != "matches"]
 
 
+def _record_line(record) -> str:
+    """One matched registry row as a period (or year), the way a caseworker compares it."""
+    if "training_from" in record:
+        line = f"{record.get('training_from') or '?'} – {record.get('training_to') or '?'}"
+        if record.get("course_id"):
+            course = _("course %(id)s") % {"id": record["course_id"]}
+            line += f" ({course})"
+        return line
+    if "paid_from" in record:
+        return f"{(record['paid_from'] or '?')[:7]} – {(record.get('paid_to') or '?')[:7]}"
+    if "year" in record:
+        return _("year %(year)s") % {"year": record["year"]}
+    return _value(record)
+
+
 @register.filter
 def match_periods(evidence) -> list[str]:
     """The periods a duplicate match covers, one line per registry row matched."""
     if not isinstance(evidence, dict):
         return []
-    lines = []
-    for match in evidence.get("matches") or []:
-        if "training_from" in match:
-            line = f"{match.get('training_from') or '?'} – {match.get('training_to') or '?'}"
-            if match.get("course_id"):
-                course = _("course %(id)s") % {"id": match["course_id"]}
-                line += f" ({course})"
-        elif "paid_from" in match:
-            line = f"{match['paid_from'][:7]} – {match['paid_to'][:7]}"
-        elif "year" in match:
-            line = _("year %(year)s") % {"year": match["year"]}
-        else:
-            line = _value(match)
-        lines.append(line)
+    lines = [_record_line(match) for match in evidence.get("matches") or []]
     if evidence.get("applications"):
         lines.append(
             _("applications %(ids)s")
@@ -205,3 +214,66 @@ def match_periods(evidence) -> list[str]:
             _("applicants %(ids)s") % {"ids": ", ".join(f"#{i}" for i in evidence["applicants"])}
         )
     return lines
+
+
+@register.filter
+def record_line(record) -> str:
+    """One record of a duplicate match: its period, or the other application or applicant."""
+    if not isinstance(record, dict):
+        return "–"
+    if "application" in record:
+        return _("application #%(id)s") % {"id": record["application"]}
+    if "applicant" in record:
+        return _("applicant #%(id)s") % {"id": record["applicant"]}
+    return _record_line(record)
+
+
+# The registry whose duplicate gave a rule code (a blocking match raises its code).
+_REGISTRY_OF_CODE = {duplicate_code(registry): registry for registry in labels.REGISTRY}
+
+
+@register.filter
+def flag_causes(causes) -> list[dict]:
+    """A flag's causes as rule results with their Korean and English messages, and the
+    registry of a match that caused one."""
+    rendered = []
+    for cause in causes or []:
+        rule = rendered_rule(cause)
+        rule["registry"] = _REGISTRY_OF_CODE.get(rule["code"] or "")
+        rendered.append(rule)
+    return rendered
+
+
+@register.filter
+def appeal_days_left(appeal) -> int | None:
+    """Days left to decide an appeal; negative once its deadline has passed."""
+    if appeal is None or appeal.deadline is None:
+        return None
+    return (appeal.deadline - timezone.localdate()).days
+
+
+@register.filter
+def appeal_due_badge(appeal) -> str:
+    """How long the caseworkers have left to decide an open appeal, overdue in red."""
+    days = appeal_days_left(appeal)
+    if days is None:
+        return ""
+    if days < 0:
+        text, tone = _("Overdue by %(n)s days") % {"n": -days}, "bad"
+    elif days == 0:
+        text, tone = _("Due today"), "bad"
+    else:
+        text, tone = _("%(n)s days left") % {"n": days}, "warn" if days <= 7 else "info"
+    title = _("Decide by %(date)s") % {"date": appeal.deadline.isoformat()}
+    return format_html('<span class="badge badge-{}" title="{}">{}</span>', tone, title, text)
+
+
+@register.filter
+def appeal_outcome_label(value) -> str:
+    return labels.label(labels.APPEAL_OUTCOME, value)
+
+
+@register.filter
+def resolution_badge(value) -> str:
+    tone = "bad" if value == "confirmed_duplicate" else "ok"
+    return _badge(labels.label(labels.MATCH_RESOLUTION, value), tone)

@@ -7,6 +7,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from benefits.models import ApplicationFlag
 from payments import exports, services
 from payments import selectors as payment_selectors
 from payments.imports import bank_results_import
@@ -119,6 +120,10 @@ def batch_detail(request, pk: int):
         if before_approval
         else None
     )
+    held = paginate(
+        request, staff_selectors.batch_eligibility_holds(batch), param="held_page", size=20
+    )
+    _attach_eligibility_flags([*(audit or []), *held])
     available = (
         {t.name for t in batch.get_available_user_status_transitions(request.user)}
         if writable
@@ -137,6 +142,8 @@ def batch_detail(request, pk: int):
             else payment_selectors.round_budget_ledger(batch.round),
             "audit_summary": audit_summary,
             "audit": audit,
+            "held": held,
+            "held_query": querystring_without(request, "held_page"),
             "payments": payments,
             "filter_form": filter_form,
             "files": list(batch.files.select_related("downloaded_by")),
@@ -158,6 +165,25 @@ def batch_detail(request, pk: int):
             "audit_query": querystring_without(request, "audit_page"),
         },
     )
+
+
+def _attach_eligibility_flags(payments) -> None:
+    """Give each payment flagged or held for changed eligibility the flag that says why
+    (`eligibility_flag`), in one query for the page."""
+    wanted = [
+        p
+        for p in payments
+        if p.application_id and (getattr(p, "eligibility_changed", False) or p.hold_reason)
+    ]
+    flags = (
+        staff_selectors.latest_flags(
+            {p.application_id for p in wanted}, kind=ApplicationFlag.Kind.ELIGIBILITY_CHANGED
+        )
+        if wanted
+        else {}
+    )
+    for payment in wanted:
+        payment.eligibility_flag = flags.get(payment.application_id)
 
 
 def _transition_call(action: str, batch, actor, reason: str):

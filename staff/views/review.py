@@ -18,6 +18,7 @@ from staff import selectors as staff_selectors
 from staff.access import REVIEW_READ, REVIEW_WRITE, can, staff_view
 from staff.feedback import REFUSALS, form_errors, report_refusal, run_service
 from staff.forms import WHOLE_RRN, OptionalReasonForm, QueueFilterForm, ReasonForm
+from staff.views.after_decision import after_decision_context
 from staff.views.common import paginate, querystring_without
 
 # The decisions a caseworker takes on this page; the FSM says which apply now.
@@ -44,6 +45,7 @@ def queue(request):
             "application": a,
             "screening": benefit_selectors.current_screening(a),
             "flags": benefit_selectors.review_flags(a),
+            "appeal": benefit_selectors.open_appeal(a),
         }
         for a in page.object_list
     ]
@@ -56,6 +58,7 @@ def queue(request):
             "page": page,
             "rows": rows,
             "status_shown": filters["status"],
+            "flag_shown": filters["flag"],
             "query": querystring_without(request, "page"),
             "detail_query": request.GET.urlencode(),
         },
@@ -71,12 +74,12 @@ def _detail_context(request, application: Application, query: QueryDict) -> dict
         else set()
     )
     return {
+        **after_decision_context(application, run=run, writable=writable, user=request.user),
         "menu": "queue",
         "application": application,
         "applicant": application.applicant,
         "run": run,
         "rules": run.rule_results() if run else [],
-        "duplicates": run.duplicate_matches() if run else [],
         "flags": benefit_selectors.review_flags(application),
         "documents": list(application.documents.all()),
         "history": list(staff_selectors.application_history(application)),
