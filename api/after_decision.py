@@ -1,5 +1,5 @@
 """After the decision: the citizen's appeal, its decision, revoking an approval, clearing a
-flag and resolving a duplicate match."""
+flag, resolving a duplicate match and recording a training that ended early."""
 
 from django.urls import path
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -14,6 +14,7 @@ from api.serializers import ApplicationSerializer, ReasonSerializer, StrictSeria
 from api.views import IDEMPOTENCY_PARAMETER
 from benefits import after_decision, selectors, services
 from benefits.models import Appeal, ApplicationFlag
+from benefits.training_end import application_training_end
 from eligibility.models import MatchResolution
 from eligibility.resolutions import match_resolve
 
@@ -34,6 +35,17 @@ class ClearFlagSerializer(StrictSerializer):
 
 class RevokeSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=4000)
+
+
+class TrainingEndSerializer(StrictSerializer):
+    ended_on = serializers.DateField(help_text="the last day the recipient attended")
+    reason = serializers.CharField(max_length=4000)
+    evidence = serializers.FileField(
+        required=False,
+        allow_empty_file=False,
+        max_length=255,
+        help_text="the institution's notice (PDF, PNG or JPEG), sent as multipart/form-data",
+    )
 
 
 class MatchResolveSerializer(StrictSerializer):
@@ -176,6 +188,36 @@ class ReviewMatchResolveApi(_ReviewActionApi):
         )
 
 
+class ReviewTrainingEndedApi(_ReviewActionApi):
+    """Record that a scholarship recipient's training ended early (`ended_on`: the last day
+    attended). Not yet paid: the approval is revoked. Paid: a recovery opens for what the
+    round's rule says (`recovery` in the answer). A payment on its way: 409
+    `payment_in_progress`. Vouchers: 409 `voucher_program` (the voucher ledger handles a
+    refunded course)."""
+
+    input_serializer = TrainingEndSerializer
+
+    @extend_schema(
+        summary="Record a training that ended early: revoke, or open a recovery if paid",
+        request={
+            "application/json": TrainingEndSerializer,
+            "multipart/form-data": TrainingEndSerializer,
+        },
+        responses={200: ReviewDetailSerializer, **_REFUSED},
+    )
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+    def perform(self, application, actor, data):
+        application_training_end(
+            application=application,
+            actor=actor,
+            ended_on=data["ended_on"],
+            reason=data["reason"],
+            evidence=data.get("evidence"),
+        )
+
+
 urlpatterns = [
     path(
         "applications/<id:pk>/appeal/",
@@ -197,5 +239,10 @@ urlpatterns = [
         "review/applications/<id:pk>/matches/<str:match_id>/resolve/",
         ReviewMatchResolveApi.as_view(),
         name="review-match-resolve",
+    ),
+    path(
+        "review/applications/<id:pk>/training-ended/",
+        ReviewTrainingEndedApi.as_view(),
+        name="review-training-ended",
     ),
 ]

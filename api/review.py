@@ -122,6 +122,18 @@ class MatchResolutionSerializer(serializers.Serializer):
         return f"{resolution.registry}.{resolution.record_key}"
 
 
+class RecoverySummarySerializer(serializers.Serializer):
+    """The recovery of a paid recipient whose training ended early (GET /recoveries/{id}/)."""
+
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    amount = serializers.IntegerField()
+    repaid = serializers.IntegerField()
+    outstanding = serializers.IntegerField()
+    ended_on = serializers.DateField()
+    due_on = serializers.DateField()
+
+
 class HistorySerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     action = serializers.CharField()
@@ -184,7 +196,13 @@ class ReviewDetailSerializer(ReviewListSerializer):
     appeal = serializers.SerializerMethodField()
     open_flags = serializers.SerializerMethodField()
     match_resolutions = MatchResolutionSerializer(many=True)
+    recovery = serializers.SerializerMethodField()
     history = serializers.SerializerMethodField()
+
+    @extend_schema_field(RecoverySummarySerializer(allow_null=True))
+    def get_recovery(self, obj) -> dict | None:
+        recovery = selectors.application_recovery(obj)
+        return RecoverySummarySerializer(recovery).data if recovery else None
 
     @extend_schema_field(AppealSerializer(allow_null=True))
     def get_appeal(self, obj) -> dict | None:

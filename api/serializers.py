@@ -160,6 +160,8 @@ class RoundSerializer(serializers.ModelSerializer):
             "voucher_expires_on",
             "top_up_amount",
             "top_up_share",
+            "recovery_rule",
+            "recovery_days",
             "accepting_applications",
         ]
         read_only_fields = fields
@@ -207,6 +209,10 @@ class LedgerSerializer(serializers.Serializer):
     top_ups = serializers.IntegerField(help_text="voucher top-ups granted (committed)")
     returned = serializers.IntegerField(help_text="unspent voucher balances that lapsed")
     available = serializers.IntegerField()
+    recovered = serializers.IntegerField(
+        help_text="repaid by recipients whose training ended early (not added to available)"
+    )
+    to_recover = serializers.IntegerField(help_text="still claimed by open recoveries")
 
 
 class ProgramSerializer(serializers.ModelSerializer):

@@ -58,6 +58,7 @@ urlpatterns = [
     path("", include("api.registries")),
     path("", include("api.disbursements")),
     path("", include("api.vouchers")),
+    path("", include("api.recoveries")),
     path("", include("api.reports")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The page and its script apart, its style in a file: no inline code for the CSP to refuse.

@@ -28,6 +28,7 @@ from benefits import services
 from benefits.after_decision import application_appeal_file
 from benefits.models import Applicant, Application, Program, Round
 from benefits.selection import round_select
+from benefits.training_end import application_training_end
 from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
@@ -35,6 +36,7 @@ from eligibility.screening import application_screen
 from payments.exports import bank_file_for_download, bank_file_generate
 from payments.imports import bank_results_import
 from payments.models import BankFile, Payment, VoucherAccount
+from payments.recoveries import recovery_repayment_record
 from payments.services import (
     batch_approve,
     batch_build,
@@ -188,6 +190,7 @@ REASONS = {
     "reject": "사회보장 정보로 자격이 확인되지 않습니다.",
     "withdraw": "개인 사정",
     "appeal": "직업능력개발 훈련 과정으로 인정된 과정입니다. 확인서를 첨부합니다.",
+    "training_ended": "훈련기관 통보: 개인 사정으로 수강을 포기했습니다.",
 }
 SURNAMES = "김이박최정강조윤장임한오서신권황안송류홍"
 GIVEN = [
@@ -602,6 +605,29 @@ class Demo:
                 applicant=applicant,
                 actor=applicant.user,
                 data={"bank_code": "020", "account_number": "1002987654321"},
+            )
+        self._drop_out(batch)
+
+    def _drop_out(self, batch) -> None:
+        """One paid recipient left the training a month in: the institution's notice opens a
+        recovery, and the citizen has repaid part of it."""
+        payment = batch.payments.filter(status=Payment.Status.PAID).order_by("-id").first()
+        if payment is None:
+            return
+        application = payment.application
+        ended = application_training_end(
+            application=application,
+            actor=self.staff["caseworker"],
+            ended_on=application.training_starts_on + timedelta(days=30),
+            reason=REASONS["training_ended"],
+            evidence=SimpleUploadedFile("notice.pdf", PDF, "application/pdf"),
+        )
+        if ended.recovery is not None:
+            recovery_repayment_record(
+                recovery=ended.recovery,
+                actor=self.staff["finance1"],
+                amount=ended.recovery.amount // 4,
+                paid_on=self.today,
             )
 
     def _stage_vouchers(self, plan: RoundPlan, round_: Round) -> None:

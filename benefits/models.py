@@ -39,6 +39,13 @@ class Program(models.Model):
 PROGRAM_CODE_CHOICES = Program.Code.choices
 
 
+class RecoveryRule(models.TextChoices):
+    """What a scholarship recipient whose training ended early gives back."""
+
+    WHOLE = "whole"
+    PRO_RATA = "pro_rata"
+
+
 class Round(ConcurrentTransitionMixin, models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft"
@@ -80,6 +87,14 @@ class Round(ConcurrentTransitionMixin, models.Model):
     )
     appeal_decision_days = models.PositiveSmallIntegerField(
         default=30, help_text="days the caseworkers have to decide an appeal"
+    )
+    # A scholarship recipient whose training ended early gives back the whole amount, or
+    # the share of the training days not attended; within recovery_days of the notice.
+    recovery_rule = models.CharField(
+        max_length=10, choices=RecoveryRule.choices, default=RecoveryRule.PRO_RATA
+    )
+    recovery_days = models.PositiveSmallIntegerField(
+        default=30, help_text="days a recipient has to repay a recovery"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -481,6 +496,9 @@ class Notification(models.Model):
         APPEAL_OVERTURNED = "appeal_overturned"
         APPEAL_UPHELD = "appeal_upheld"
         APPROVAL_REVOKED = "approval_revoked"
+        RECOVERY_OPENED = "recovery_opened"
+        RECOVERY_REPAID = "recovery_repaid"
+        RECOVERY_WAIVED = "recovery_waived"
 
     class Status(models.TextChoices):
         PENDING = "pending"

@@ -79,6 +79,23 @@ MESSAGES = {
         "The approval of application #{id} was revoked. Reason: {reason}\n"
         "If you disagree, you may appeal until {appeal_until}.",
     ),
+    Notification.Kind.RECOVERY_OPENED: (
+        "지원금 반환 안내 / Scholarship to be repaid",
+        "신청서 #{id}의 교육이 {ended_on}에 중도 종료되어, 지급된 장학금 중 {amount}원을 "
+        "{due_on}까지 반환해야 합니다. 사유: {reason}\n"
+        "The training of application #{id} ended early on {ended_on}: {amount} KRW of the "
+        "scholarship paid is to be repaid by {due_on}. Reason: {reason}",
+    ),
+    Notification.Kind.RECOVERY_REPAID: (
+        "반환 완료 / Repayment complete",
+        "신청서 #{id}의 반환금 {amount}원이 모두 납부되었습니다.\n"
+        "The {amount} KRW to be repaid for application #{id} has been repaid in full.",
+    ),
+    Notification.Kind.RECOVERY_WAIVED: (
+        "반환 면제 안내 / Repayment waived",
+        "신청서 #{id}의 남은 반환금 {amount}원이 면제되었습니다. 사유: {reason}\n"
+        "The {amount} KRW still to be repaid for application #{id} was waived. Reason: {reason}",
+    ),
     Notification.Kind.TOP_UP_GRANTED: (
         "바우처 추가 지원 / Voucher top-up granted",
         "신청서 #{id}의 바우처에 우수 이용자 추가 지원금이 충전되었습니다.\n"
@@ -111,8 +128,11 @@ def notification_enqueue(
     reason: str = "",
     send_after_commit: bool = True,
     appeal_until: str = "-",
+    values: dict | None = None,
 ) -> Notification | None:
     """Queue one message about an application; the same event queued twice makes one.
+
+    `values` fills the message's other placeholders (a recovery's {amount}, {due_on}…).
 
     The message is sent by a task queued after the commit, unless the caller queues that
     task itself (send_after_commit=False), e.g. chained to other work after the commit.
@@ -124,7 +144,9 @@ def notification_enqueue(
         kind=kind,
         dedupe_key=f"{kind}:{application.pk}:{event_key}",
         subject=subject,
-        body=body.format(id=application.pk, reason=reason or "-", appeal_until=appeal_until),
+        body=body.format(
+            id=application.pk, reason=reason or "-", appeal_until=appeal_until, **(values or {})
+        ),
     )
     if not _insert_unless_queued(notification):
         return None

@@ -164,12 +164,6 @@ def _duplicates(round_: Round) -> dict[str, int]:
     )
 
 
-def _recovery_amounts(round_: Round) -> dict[str, int]:
-    """What was recovered from recipients and what is still owed."""
-    # No recovery case exists yet (training ended early); this is where they are summed.
-    return {"recovered": 0, "to_recover": 0}
-
-
 def _amounts(round_: Round) -> dict[str, int]:
     ledger = round_budget_ledger(round_).as_dict()
     return {
@@ -178,7 +172,9 @@ def _amounts(round_: Round) -> dict[str, int]:
         "paid": ledger["paid"],
         "failed": ledger["failed"],
         "lapsed": ledger["returned"],
-        **_recovery_amounts(round_),
+        # Repaid by recipients whose training ended early, and still claimed from them.
+        "recovered": ledger["recovered"],
+        "to_recover": ledger["to_recover"],
         "available": ledger["available"],
     }
 

@@ -1,5 +1,6 @@
 """Reads on programs, rounds and applications, scoped to who is asking."""
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import (
     Exists,
     OuterRef,
@@ -186,8 +187,16 @@ def application_list_for_reviewer() -> QuerySet[Application]:
 def application_get_for_reviewer(*, pk: int) -> Application:
     """One application with everything the review screen shows."""
     return get_object_or_404(
-        application_list_for_reviewer().prefetch_related(
-            "documents", "appeals", "match_resolutions__resolved_by"
-        ),
+        application_list_for_reviewer()
+        .select_related("recovery")
+        .prefetch_related("documents", "appeals", "match_resolutions__resolved_by"),
         pk=pk,
     )
+
+
+def application_recovery(application: Application):
+    """The application's recovery (a training that ended early after payment), or None."""
+    try:
+        return application.recovery
+    except ObjectDoesNotExist:
+        return None

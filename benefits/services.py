@@ -270,9 +270,12 @@ def document_add(*, application: Application, actor, kind: str, uploaded: Upload
         )
 
 
-def _document_store(*, application, actor, kind, uploaded, mime) -> Document:
+def _document_store(
+    *, application, actor, kind, uploaded, mime, states=Application.DOCUMENT_STATES
+) -> Document:
+    """Store a checked upload with the application while it is in one of `states`."""
     application = _lock_application(application)
-    if application.status not in Application.DOCUMENT_STATES:
+    if application.status not in states:
         raise InvalidTransition(
             f"Documents can only be added while the application is a draft, waiting for "
             f"documents or under appeal; it is '{application.status}'.",

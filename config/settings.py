@@ -380,6 +380,7 @@ SPECTACULAR_SETTINGS = {
         "RoundStatusEnum": "benefits.models.ROUND_STATUS_CHOICES",
         "BatchStatusEnum": "payments.models.BATCH_STATUS_CHOICES",
         "PaymentStatusEnum": "payments.models.PAYMENT_STATUS_CHOICES",
+        "RecoveryStatusEnum": "payments.models.RECOVERY_STATUS_CHOICES",
         "BatchKindEnum": "payments.models.BATCH_KIND_CHOICES",
         "VoucherEntryKindEnum": "payments.models.VOUCHER_ENTRY_KIND_CHOICES",
         "ValidationErrorEnum": (

@@ -33,6 +33,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "benefits.view_document",
         "benefits.view_round",
         "benefits.view_program",
+        "payments.view_recovery",
+        "payments.view_repayment",
     ),
     Role.PROGRAM_MANAGER: (
         "benefits.manage_round",
@@ -42,6 +44,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "benefits.view_application",
         "benefits.view_round",
         "benefits.view_program",
+        "payments.view_recovery",
+        "payments.view_repayment",
     ),
     Role.FINANCE: (
         "benefits.view_round",
@@ -53,6 +57,9 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "payments.view_payment",
         "payments.view_bankfile",
         "payments.view_bankresultimport",
+        "payments.manage_recovery",
+        "payments.view_recovery",
+        "payments.view_repayment",
     ),
     Role.PROVIDER: (),
     Role.AUDITOR: (VIEW_ALL,),

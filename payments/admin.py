@@ -1,4 +1,5 @@
-"""Admin: batches, payments and vouchers read-only; providers registered here. Masked data only."""
+"""Admin: batches, payments, vouchers and recoveries read-only; providers registered here.
+Masked data only."""
 
 from django import forms
 from django.contrib import admin
@@ -16,6 +17,8 @@ from payments.models import (
     Payment,
     Provider,
     ProviderUser,
+    Recovery,
+    Repayment,
     VoucherAccount,
     VoucherEntry,
 )
@@ -149,3 +152,26 @@ class VoucherEntryAdmin(ReadOnlyAdmin):
     list_display = ["id", "account", "kind", "amount", "balance_after", "provider", "at"]
     list_filter = ["kind"]
     list_select_related = ["provider"]
+
+
+class RepaymentInline(admin.TabularInline):
+    model = Repayment
+    fields = ["amount", "paid_on", "recorded_by", "recorded_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Recovery)
+class RecoveryAdmin(ReadOnlyAdmin):
+    """Read-only: repayments and waivers go through the services (the API), which keep
+    the rules and audit them."""
+
+    list_display = ["id", "round", "application", "status", "amount", "repaid", "due_on"]
+    list_filter = ["status", "round"]
+    search_fields = ["=id", "=application__id"]
+    list_select_related = ["round"]
+    inlines = [RepaymentInline]

@@ -1,16 +1,31 @@
-"""Reads on batches and payments: totals, the round's budget ledger, the pre-release audit."""
+"""Reads on batches and payments: totals, the round's budget ledger, the pre-release audit,
+recoveries."""
 
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, Count, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    Sum,
+)
 from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
 from benefits.models import Applicant, Application, ApplicationFlag, Round
-from payments.models import DisbursementBatch, Payment
+from core.roles import Role, user_has_role
+from payments.models import DisbursementBatch, Payment, Recovery, Repayment
 from payments.vouchers import voucher_round_totals
+
+# Staff who read every recovery; a citizen reads her own.
+RECOVERY_READERS = (Role.CASEWORKER, Role.PROGRAM_MANAGER, Role.FINANCE, Role.AUDITOR)
 
 AUDIT_FLAGS = (
     "shared_account",
@@ -28,6 +43,10 @@ class BudgetLedger:
     committed = awaiting_batch + in_batches + paid + failed + top_ups: every won promised
     to someone. returned is what lapsed vouchers gave back, and available what is left:
     budget - committed + returned.
+
+    recovered is what recipients whose training ended early repaid, to_recover what their
+    open recoveries still claim. Neither goes back to available: repaid money returns to
+    the city's accounts, not to the round, which paid it out already.
     """
 
     budget: int
@@ -39,6 +58,8 @@ class BudgetLedger:
     top_ups: int
     returned: int
     available: int
+    recovered: int
+    to_recover: int
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +88,7 @@ def round_budget_ledger(round_: Round) -> BudgetLedger:
     awaiting_batch = awaiting * round_.amount
     top_ups, returned = voucher_round_totals(round_.pk)
     committed = awaiting_batch + in_batches + paid + failed + top_ups
+    recovered, to_recover = round_recovery_totals(round_)
     return BudgetLedger(
         budget=round_.budget,
         committed=committed,
@@ -77,7 +99,40 @@ def round_budget_ledger(round_: Round) -> BudgetLedger:
         top_ups=top_ups,
         returned=returned,
         available=round_.budget - committed + returned,
+        recovered=recovered,
+        to_recover=to_recover,
     )
+
+
+def round_recovery_totals(round_: Round) -> tuple[int, int]:
+    """What the round's recoveries got back (the repayments), and what the open ones still
+    claim."""
+    totals = Recovery.objects.filter(round=round_).aggregate(
+        recovered=Sum("repaid"),
+        to_recover=Sum(F("amount") - F("repaid"), filter=Q(status=Recovery.Status.OPEN)),
+    )
+    return totals["recovered"] or 0, totals["to_recover"] or 0
+
+
+def recovery_list(*, user):
+    """The recoveries the user may read: a citizen her own, staff every one; newest first,
+    with their repayments, in a fixed number of queries."""
+    recoveries = Recovery.objects.select_related(
+        "application__applicant", "created_by", "waiver_requested_by", "waiver_approved_by"
+    ).prefetch_related(
+        Prefetch(
+            "repayments",
+            queryset=Repayment.objects.select_related("recorded_by").order_by("paid_on", "id"),
+        )
+    )
+    if not user_has_role(user, *RECOVERY_READERS) and not user.is_superuser:
+        recoveries = recoveries.filter(application__applicant__user=user)
+    return recoveries.order_by("-created_at", "-id")
+
+
+def recovery_get(*, user, pk: int) -> Recovery:
+    """One recovery the user may read, or 404 (a citizen never learns of another's)."""
+    return get_object_or_404(recovery_list(user=user), pk=pk)
 
 
 def _batch_counts(batch: DisbursementBatch) -> dict:

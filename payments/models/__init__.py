@@ -1,4 +1,5 @@
-"""Payments: disbursement batches and bank files; voucher accounts, providers and their ledger."""
+"""Payments: disbursement batches and bank files; voucher accounts, providers and their
+ledger; recoveries from recipients whose training ended early."""
 
 from payments.models.batches import (
     BATCH_KIND_CHOICES,
@@ -13,6 +14,7 @@ from payments.models.batches import (
     payment_reference,
     reference_to_pk,
 )
+from payments.models.recoveries import RECOVERY_STATUS_CHOICES, Recovery, Repayment
 from payments.models.vouchers import (
     VOUCHER_ENTRY_KIND_CHOICES,
     Provider,
@@ -25,6 +27,7 @@ __all__ = [
     "BATCH_KIND_CHOICES",
     "BATCH_STATUS_CHOICES",
     "PAYMENT_STATUS_CHOICES",
+    "RECOVERY_STATUS_CHOICES",
     "REFERENCE_PREFIX",
     "VOUCHER_ENTRY_KIND_CHOICES",
     "BankFile",
@@ -33,6 +36,8 @@ __all__ = [
     "Payment",
     "Provider",
     "ProviderUser",
+    "Recovery",
+    "Repayment",
     "VoucherAccount",
     "VoucherEntry",
     "bank_file_path",

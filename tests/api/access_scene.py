@@ -11,11 +11,12 @@ from rest_framework.test import APIClient
 
 from benefits import after_decision, services
 from benefits.models import Application, ApplicationFlag, Program, Round
+from benefits.training_end import application_training_end
 from core.roles import Role
 from eligibility import rules
 from eligibility.models import RegistryImportJob, RegistryKind, ScreeningRun
+from payments import recoveries, vouchers
 from payments import services as payments
-from payments import vouchers
 from payments.models import VoucherAccount
 from tests.conftest import client_for
 from tests.documents import pdf
@@ -27,6 +28,7 @@ from tests.factories import (
     RoundFactory,
     UserFactory,
 )
+from tests.payments.test_recoveries import pay
 from tests.payments.test_vouchers import make_provider
 
 PLACEHOLDER = re.compile(r"\{[^}]*\}")
@@ -159,6 +161,26 @@ def build_scene() -> SimpleNamespace:
         actor=provider.user, voucher_code=voucher.code, amount=50_000, course="바리스타 과정"
     )
 
+    # A paid scholarship round: A's recovery, another recipient's with a waiver that fin
+    # asked for, and a paid recipient whose training end is not recorded yet.
+    paid_round = RoundFactory(status=Round.Status.SELECTED, capacity=3)
+    in_training = {
+        "training_starts_on": timezone.localdate() - timedelta(days=100),
+        "training_ends_on": timezone.localdate() + timedelta(days=100),
+    }
+    dropped_out, waived, still_training = (
+        ApplicationFactory(round=paid_round, status=Application.Status.SELECTED, **in_training)
+        for _ in range(3)
+    )
+    Application.objects.filter(pk=dropped_out.pk).update(applicant=a)
+    pay(paid_round)
+    ended = {"ended_on": timezone.localdate() - timedelta(days=50), "reason": "수강 포기"}
+    recovery = application_training_end(application=dropped_out, actor=rejecter, **ended)
+    waiver = application_training_end(application=waived, actor=rejecter, **ended)
+    recoveries.recovery_waiver_request(
+        recovery=waiver.recovery, actor=fin_user, reason="상환 능력 없음"
+    )
+
     job = RegistryImportJob.objects.create(
         kind=RegistryKind.SOCIAL_SECURITY,
         status=RegistryImportJob.Status.SUCCEEDED,
@@ -183,6 +205,9 @@ def build_scene() -> SimpleNamespace:
         "pending_batch": pending.pk,
         "approved_batch": approved.pk,
         "redemption": redemption.pk,
+        "recovery": recovery.recovery.pk,
+        "waiver": waiver.recovery.pk,
+        "paid": still_training.pk,
     }
     return SimpleNamespace(
         clients=clients,
@@ -237,6 +262,15 @@ def request_body(scene, method: str, path: str):
             "course": "제과제빵 과정",
         },
         "/api/v1/vouchers/redemptions/{}/refund/": {"amount": 10_000},
+        "/api/v1/review/applications/{}/training-ended/": {
+            "ended_on": str(timezone.localdate() - timedelta(days=10)),
+            **reason,
+        },
+        "/api/v1/recoveries/{}/repayments/": {
+            "amount": 10_000,
+            "paid_on": str(timezone.localdate()),
+        },
+        "/api/v1/recoveries/{}/waive/": reason,
     }
     _, endpoint = endpoint_of(method, path)
     if (method, endpoint) == ("PUT", "/api/v1/me/profile/"):

@@ -100,6 +100,8 @@ MATRIX = [
                                                  "401 403 403 200 403 403 403 403 403"),
     ("POST",  "/review/applications/{flagged}/revoke/",
                                                  "401 403 403 200 403 403 403 403 403"),
+    ("POST",  "/review/applications/{paid}/training-ended/",
+                                                 "401 403 403 200 403 403 403 403 403"),
     # Registries: the program manager imports; the auditor follows.
     ("POST",  "/registries/{kind}/imports/",     "401 403 403 403 202 403 403 403 403"),
     ("GET",   "/registries/imports/{import}/",   "401 403 403 403 200 403 403 403 200"),
@@ -124,6 +126,15 @@ MATRIX = [
                                                  "401 403 403 403 403 400 400 403 403"),
     ("POST",  "/disbursements/{approved_batch}/close/",
                                                  "401 403 403 403 403 409 409 403 403"),
+    # Recoveries: finance records repayments and waivers (a waiver approved by another
+    # finance user than its requester); staff read every case, a citizen her own.
+    ("GET",   "/recoveries/",                    "401 200 200 200 200 200 200 403 200"),
+    ("GET",   "/recoveries/{recovery}/",         "401 200 404 200 200 200 200 403 200"),
+    ("POST",  "/recoveries/{recovery}/repayments/",
+                                                 "401 403 403 403 403 201 201 403 403"),
+    ("POST",  "/recoveries/{recovery}/waive/",   "401 403 403 403 403 200 200 403 403"),
+    ("POST",  "/recoveries/{waiver}/approve-waiver/",
+                                                 "401 403 403 403 403 403 200 403 403"),
     # Vouchers: providers charge and refund; the round's top-up is the manager's (above).
     ("POST",  "/vouchers/redemptions/",          "401 403 403 403 403 403 403 201 403"),
     ("POST",  "/vouchers/redemptions/{redemption}/refund/",
@@ -237,7 +248,7 @@ def test_every_endpoint_answers_every_role_as_the_table_says(quick):
     assert not wrong, "\n".join(["", *wrong])
 
     # A list answers citizen B with hers alone: none of A's applications or messages.
-    for path in ("/applications/", "/me/notifications/"):
+    for path in ("/applications/", "/me/notifications/", "/recoveries/"):
         mine = {item["id"] for item in scene.clients["a"].get(API + path).json()["results"]}
         hers = {item["id"] for item in scene.clients["b"].get(API + path).json()["results"]}
         assert mine and not mine & hers, path

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from benefits import demo
 from benefits.models import Application, Round
 from eligibility.models import RegistryKind, RegistrySnapshot
-from payments.models import DisbursementBatch, Payment, VoucherEntry
+from payments.models import DisbursementBatch, Payment, Recovery, VoucherEntry
 from payments.selectors import batch_audit_summary
 from tests.factories import RoundFactory, UserFactory
 
@@ -87,6 +87,12 @@ def test_seed_demo_tells_a_whole_year_and_a_second_run_keeps_it(capsys):
         for p in paid.payments.filter(status="failed").select_related("application__applicant")
     ]
     assert sorted(moved) == [False, True]  # one citizen gave another account: reissue due
+
+    # One paid recipient left the training early: a recovery is open, a quarter repaid.
+    recovery = Recovery.objects.get(round=r["s1"])
+    assert (recovery.status, recovery.repaid) == ("open", recovery.amount // 4)
+    assert 0 < recovery.amount < recovery.paid_amount  # pro rata: a month of the training
+    assert recovery.evidence is not None
 
     # Vouchers issued, redeemed and refunded, waiting for their settlement.
     kinds = set(VoucherEntry.objects.filter(account__round=r["v1"]).values_list("kind", flat=True))
