@@ -512,3 +512,51 @@ def test_a_pro_rata_share_below_one_won_opens_no_recovery(caseworker):
     assert not Recovery.objects.exists()
     event = AuditEvent.objects.get(action="application.training_ended")
     assert event.data["outcome"] == "nothing_to_recover"
+
+
+def test_a_drop_out_whose_transfer_failed_is_revoked_and_never_paid_again(caseworker):
+    application = selected()
+    batch = sent(approved_batch(application.round))
+    reference = batch.payments.get().reference
+    results = f"reference,result,reason\n{reference},failed,account closed\n".encode()
+    bank_results_import(batch=batch, actor=batch.prepared_by, data=results)
+    # The citizen gives another account: the next batch would reissue the payment.
+    application.applicant.account_number = "998877665544"
+    application.applicant.account_fingerprint = "another"
+    application.applicant.save()
+
+    response = training_ended(caseworker, application)
+
+    assert (response.status_code, response.json()["status"]) == (200, "rejected")
+    assert not Recovery.objects.exists()
+    with pytest.raises(DomainError) as refused:
+        services.batch_create(round_=application.round, actor=batch.prepared_by)
+    assert refused.value.code == "nothing_to_pay"
+
+
+def test_the_services_check_the_role_whoever_calls_them(recovery, caseworker, finance1):
+    from django.core.exceptions import PermissionDenied
+
+    from benefits.training_end import application_training_end
+    from payments.recoveries import (
+        recovery_repayment_record,
+        recovery_waiver_approve,
+        recovery_waiver_request,
+    )
+
+    with pytest.raises(PermissionDenied):
+        recovery_repayment_record(
+            recovery=recovery, actor=caseworker.user, amount=1_000, paid_on=TODAY
+        )
+    with pytest.raises(PermissionDenied):
+        recovery_waiver_request(recovery=recovery, actor=caseworker.user, reason="면제")
+    with pytest.raises(PermissionDenied):
+        application_training_end(
+            application=paid(), actor=finance1.user, ended_on=ENDED, reason="수강 포기"
+        )
+    recovery_waiver_request(recovery=recovery, actor=finance1.user, reason="상환 불능")
+    with pytest.raises(PermissionDenied):
+        recovery_waiver_approve(recovery=recovery, actor=caseworker.user)
+    recovery.refresh_from_db()
+    assert (recovery.status, recovery.repaid) == (Recovery.Status.OPEN, 0)
+    assert Recovery.objects.count() == 1
