@@ -18,6 +18,7 @@ from eligibility.models import RegistryImportJob, RegistryKind, ScreeningRun
 from payments import recoveries, vouchers
 from payments import services as payments
 from payments.models import VoucherAccount
+from payments.tasks import bank_files_generate_task
 from tests.conftest import client_for
 from tests.documents import pdf
 from tests.factories import (
@@ -137,6 +138,7 @@ def build_scene() -> SimpleNamespace:
     approved = payments.batch_approve(
         batch=payments.batch_submit(batch=_batch(fin_user), actor=fin_user), actor=chk_user
     )
+    bank_files_generate_task(approved.pk)  # what the approval's commit sends
     unbatched = RoundFactory(status=Round.Status.SELECTED, capacity=1)
     ApplicationFactory(round=unbatched, status=Application.Status.SELECTED)
 

@@ -19,6 +19,7 @@ from payments import exports, services
 from payments.imports import bank_results_import
 from payments.models import Payment, VoucherEntry
 from payments.selectors import round_budget_ledger
+from payments.tasks import bank_files_generate_task
 from payments.vouchers import vouchers_lapse
 from tests.conftest import client_for
 from tests.factories import ApplicationFactory, ProgramFactory, RoundFactory, UserFactory
@@ -85,6 +86,7 @@ def pay(round_, *, failing: int = 1) -> None:
     batch = services.batch_build(batch_id=batch.pk)
     batch = services.batch_submit(batch=batch, actor=maker)
     batch = services.batch_approve(batch=batch, actor=checker)
+    bank_files_generate_task(batch.pk)  # what the approval's commit sends
     _, chunks = exports.bank_file_for_download(batch=batch, fmt="csv", actor=maker)
     b"".join(chunks)
     batch = services.batch_disburse(batch=batch, actor=maker)

@@ -80,7 +80,7 @@ def test_anonymous_goes_to_login():
 
 
 def test_whole_flow_maker_checker_download_disburse_and_reconcile(
-    finance1, finance2, selected_round
+    finance1, finance2, selected_round, django_capture_on_commit_callbacks
 ):
     batch = make_batch(finance1, selected_round)
     page = finance1.get(f"/staff/batches/{batch.pk}/")
@@ -100,7 +100,8 @@ def test_whole_flow_maker_checker_download_disburse_and_reconcile(
     assert batch.status == "pending_approval"
 
     # Marking sent before the file left Baeum is refused.
-    finance2.post(f"/staff/batches/{batch.pk}/approve/", {"reason": "확인"})
+    with django_capture_on_commit_callbacks(execute=True):  # the commit makes the files
+        finance2.post(f"/staff/batches/{batch.pk}/approve/", {"reason": "확인"})
     batch.refresh_from_db()
     assert batch.status == "approved" and batch.approved_by == finance2.user
     early = finance2.post(f"/staff/batches/{batch.pk}/disburse/", follow=True)
@@ -136,11 +137,12 @@ def test_whole_flow_maker_checker_download_disburse_and_reconcile(
 
 
 def test_a_rejected_result_file_lists_its_lines_and_changes_nothing(
-    finance1, finance2, selected_round
+    finance1, finance2, selected_round, django_capture_on_commit_callbacks
 ):
     batch = make_batch(finance1, selected_round)
     finance1.post(f"/staff/batches/{batch.pk}/submit/")
-    finance2.post(f"/staff/batches/{batch.pk}/approve/")
+    with django_capture_on_commit_callbacks(execute=True):  # the commit makes the files
+        finance2.post(f"/staff/batches/{batch.pk}/approve/")
     finance2.get(f"/staff/batches/{batch.pk}/export/pain001/")
     finance2.post(f"/staff/batches/{batch.pk}/disburse/")
     bad = b"reference,result,reason\nNOT-OURS,paid,\n"
