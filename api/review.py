@@ -28,7 +28,7 @@ from api.serializers import (
     latest_appeal,
 )
 from api.views import MAX_ID
-from benefits import selectors, services
+from benefits import document_services, selectors, services
 from benefits.models import Application
 from core.audit import audit_history
 from core.districts import DISTRICT_CHOICES
@@ -360,7 +360,7 @@ class ReviewDocumentApi(APIView):
         },
     )
     def get(self, request, pk: int, document_id: int):
-        document, chunks = services.document_open(
+        document, chunks = document_services.document_open(
             application=selectors.application_get_for_reviewer(pk=pk),
             document_id=document_id,
             actor=request.user,

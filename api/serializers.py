@@ -20,7 +20,7 @@ from benefits.models import (
     Round,
 )
 from benefits.selectors import application_missing_documents
-from benefits.services import application_appeal_until
+from benefits.transitions import application_appeal_until
 from core.banks import BANK_CHOICES, mask_account_number, normalize_account_number
 from core.districts import DISTRICT_CHOICES
 from core.prepared import PreparedQuery
@@ -167,7 +167,7 @@ class RoundSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_accepting_applications(self, obj) -> bool:
-        from benefits.services import round_accepts_applications
+        from benefits.rounds import round_accepts_applications
 
         return round_accepts_applications(obj)
 

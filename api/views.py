@@ -18,7 +18,7 @@ from api import serializers as s
 from api.idempotency import idempotent
 from api.parsers import FormParser, JSONParser, MultiPartParser
 from api.permissions import IsCitizen, IsProgramManager, role_permission
-from benefits import selectors, services
+from benefits import document_services, rounds, selectors, services
 from benefits.models import Application, Document, Round
 from benefits.selection import round_select
 from core.roles import Role
@@ -98,14 +98,14 @@ class _RoundTransitionApi(APIView):
     post=extend_schema(summary="Open a draft round for applications"),
 )
 class RoundOpenApi(_RoundTransitionApi):
-    service = staticmethod(services.round_open)
+    service = staticmethod(rounds.round_open)
 
 
 @extend_schema_view(
     post=extend_schema(summary="Close a round to new applications"),
 )
 class RoundCloseApi(_RoundTransitionApi):
-    service = staticmethod(services.round_close)
+    service = staticmethod(rounds.round_close)
 
 
 @extend_schema_view(
@@ -147,7 +147,7 @@ class RoundMoneyApi(APIView):
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         reason = changes.pop("reason")
-        round_ = services.round_money_change(
+        round_ = rounds.round_money_change(
             round_=round_, actor=request.user, reason=reason, **changes
         )
         return Response(s.RoundSerializer(round_).data)
@@ -314,7 +314,7 @@ class ApplicationDocumentCreateApi(APIView):
         )
         data = s.DocumentUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        document = services.document_add(
+        document = document_services.document_add(
             application=application,
             actor=request.user,
             kind=data.validated_data["kind"],

@@ -90,8 +90,9 @@ def main():
         setup_django(url, str(tmp / "data"))
         from django.db import connection
 
+        from benefits import screening_record
         from benefits.models import ApplicationFlag
-        from eligibility import recheck, screening
+        from eligibility import recheck
 
         people = make_people(args.applications)
         hmacs = [h for _, h, _ in people]
@@ -106,7 +107,9 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
 
-        rescreened = timed(lambda: screening.round_rescreen(round_id=round_id, job_key="bench"))
+        rescreened = timed(
+            lambda: screening_record.round_rescreen(round_id=round_id, job_key="bench")
+        )
         print(f"round_rescreen: {rescreened['seconds']:.1f} s", file=sys.stderr)
         approved = approve_all(round_id)
         with connection.cursor() as cursor:

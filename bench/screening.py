@@ -527,9 +527,9 @@ def raw_screening(round_id: int, repeats: int = 3, *, serial: bool = False) -> d
     from django.conf import settings
     from django.db import connection
 
-    from eligibility.screening import _active_snapshot_ids
+    from eligibility.screening import active_snapshot_ids
 
-    params = {"round": round_id, "tz": settings.TIME_ZONE, **_active_snapshot_ids()}
+    params = {"round": round_id, "tz": settings.TIME_ZONE, **active_snapshot_ids()}
     sql = raw_screening_sql()
     if serial:
         sql = sql.replace("AS NOT MATERIALIZED", "AS MATERIALIZED")
@@ -555,7 +555,7 @@ def raw_screening(round_id: int, repeats: int = 3, *, serial: bool = False) -> d
 def rescreen(round_id: int) -> dict:
     from django.db import connection
 
-    from eligibility import screening
+    from benefits import screening_record
 
     sql = {"seconds": 0.0, "queries": 0, "facts_seconds": 0.0}
 
@@ -574,7 +574,7 @@ def rescreen(round_id: int) -> dict:
     with PeakRSS() as rss, connection.execute_wrapper(timed):
         server, own = server_cpu(), own_cpu()
         started = time.perf_counter()
-        totals = screening.round_rescreen(round_id=round_id, job_key="bench")
+        totals = screening_record.round_rescreen(round_id=round_id, job_key="bench")
         seconds = time.perf_counter() - started
         own = own_cpu() - own
         server = None if server is None else server_cpu() - server
@@ -630,12 +630,13 @@ def rescreen_found(round_id: int) -> dict:
 def profile_chunk(round_id: int, chunk_size: int = 5000) -> tuple[float, list[str]]:
     """cProfile one more chunk of the round (a new trigger); return its time and top lines."""
     from benefits.models import Round
-    from eligibility.screening import _active_snapshot_ids, _rescreen_chunk, _round_facts
+    from benefits.screening_record import _rescreen_chunk
+    from eligibility.screening import active_snapshot_ids, round_facts
 
     round_ = Round.objects.select_related("program").get(pk=round_id)
-    snapshot_ids = _active_snapshot_ids()
+    snapshot_ids = active_snapshot_ids()
     profiler = cProfile.Profile()
-    with _round_facts(round_, "rescreen:bench-profile", snapshot_ids):
+    with round_facts(round_, "rescreen:bench-profile", snapshot_ids):
         started = time.perf_counter()
         profiler.enable()
         _rescreen_chunk(round_, "rescreen:bench-profile", snapshot_ids, 0, chunk_size)
@@ -649,7 +650,7 @@ def profile_chunk(round_id: int, chunk_size: int = 5000) -> tuple[float, list[st
         parts = line.split(None, 5)
         if len(parts) == 6 and parts[0].replace("/", "").isdigit():
             where = parts[5]
-            if any(k in where for k in ("screening.py", "rules.py", "fields.py", "crypto.py")) or (
+            if any(k in where for k in ("screening", "rules.py", "fields.py", "crypto.py")) or (
                 "django/db" in where and any(k in where for k in ("execute", "fetch", "bulk"))
             ):
                 short = where.split("site-packages/")[-1].replace(str(ROOT) + "/", "")

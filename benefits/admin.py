@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from benefits.models import Applicant, Application, Document, Program, Round
-from benefits.services import ROUND_MONEY_FIELDS
+from benefits.rounds import ROUND_MONEY_FIELDS
 from core.admin import ReadOnlyAdmin
 
 

@@ -12,11 +12,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from benefits.models import Appeal, Applicant, Application, ApplicationFlag, Round
-from benefits.services import (
-    _application_transition,
-    _lock_application,
-    _required_reason,
+from benefits.transitions import (
     application_appeal_until,
+    application_locked,
+    application_transition,
+    required_reason,
 )
 from core.audit import audit_record
 from core.exceptions import DomainError, InvalidTransition
@@ -39,7 +39,7 @@ def application_appeal_file(*, applicant: Applicant, pk: int, actor, reason: str
     )
     if application is None:
         raise Http404
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if application.status == Application.Status.REJECTED and application.rejection_final:
         raise InvalidTransition(
             "This rejection was confirmed on appeal and is final: it cannot be appealed again.",
@@ -56,7 +56,7 @@ def application_appeal_file(*, applicant: Applicant, pk: int, actor, reason: str
             }
         )
     rejected_by = application.decided_by_id
-    application = _application_transition(
+    application = application_transition(
         application, actor, transition="appeal", action="application.appealed", reason=reason
     )
     now = timezone.now()
@@ -77,10 +77,10 @@ def application_appeal_decide(
 ) -> Application:
     """Decide an appeal: overturned → approved, upheld → rejected for good. Another caseworker
     than the one who rejected decides (the database holds that too)."""
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if outcome not in Appeal.Outcome.values:
         raise ValidationError({"outcome": ValidationError("Not an outcome.", "invalid_choice")})
-    application = _lock_application(application)
+    application = application_locked(application)
     appeal = Appeal.objects.select_for_update().filter(application=application, outcome="").first()
     if appeal is None or application.status != Application.Status.APPEALED:
         raise InvalidTransition(
@@ -94,7 +94,7 @@ def application_appeal_decide(
             field="outcome",
         )
     overturned = outcome == Appeal.Outcome.OVERTURNED
-    application = _application_transition(
+    application = application_transition(
         application,
         actor,
         transition="overturn" if overturned else "uphold",
@@ -119,9 +119,9 @@ def application_revoke(*, application: Application, actor, reason: str) -> Appli
     from benefits.selection import waitlist_promote_next
     from payments.models import Payment
 
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     round_ = Round.objects.select_for_update(no_key=True).get(pk=application.round_id)
-    application = _lock_application(application)
+    application = application_locked(application)
     if Payment.objects.filter(
         application_id=application.pk, status__in=Payment.LIVE_STATES
     ).exists():
@@ -130,7 +130,7 @@ def application_revoke(*, application: Application, actor, reason: str) -> Appli
             "or open a recovery once it is paid."
         )
     was_selected = application.status == Application.Status.SELECTED
-    application = _application_transition(
+    application = application_transition(
         application, actor, transition="revoke", action="application.revoked", reason=reason
     )
     _flags_clear(application, actor, reason=f"revoked: {reason}")
@@ -149,12 +149,12 @@ def _flags_clear(application: Application, actor, *, reason: str, kind: str | No
 @transaction.atomic
 def application_flag_clear(*, application: Application, actor, flag: str, reason: str):
     """Clear an open flag after looking: the payment it held may go in the next batch."""
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if flag not in ApplicationFlag.Kind.values:
         raise ValidationError({"flag": ValidationError("Not a flag.", "invalid_choice")})
     if not actor.has_perm("benefits.review_application"):
         raise PermissionDenied
-    application = _lock_application(application)
+    application = application_locked(application)
     open_flag = (
         ApplicationFlag.objects.select_for_update()
         .filter(application=application, kind=flag, cleared_at__isnull=True)

@@ -24,15 +24,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from benefits import services
+from benefits import document_services, rounds, services
 from benefits.after_decision import application_appeal_file
 from benefits.models import Applicant, Application, Program, Round
+from benefits.screening_record import application_screen
 from benefits.selection import round_select
 from benefits.training_end import application_training_end
 from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
-from eligibility.screening import application_screen
 from payments.exports import bank_file_for_download, bank_file_generate
 from payments.imports import bank_results_import
 from payments.models import BankFile, Payment, VoucherAccount
@@ -405,7 +405,7 @@ class Demo:
                 else None
             ),
         )
-        return services.round_open(round_=round_, actor=self.staff["manager"])
+        return rounds.round_open(round_=round_, actor=self.staff["manager"])
 
     def _draft_round(self) -> None:
         """Next year's first scholarship round, being prepared."""
@@ -428,7 +428,7 @@ class Demo:
         )
 
     def _close(self, plan: RoundPlan, round_: Round) -> Round:
-        round_ = services.round_close(round_=round_, actor=self.staff["manager"])
+        round_ = rounds.round_close(round_=round_, actor=self.staff["manager"])
         closed = self.today - timedelta(days=plan.opened_days_ago - WINDOW_DAYS)
         Round.objects.filter(pk=round_.pk).update(
             applications_close_at=datetime.combine(
@@ -492,7 +492,7 @@ class Demo:
             training=training,
         )
         if training and part.certificate and part.path:
-            services.document_add(
+            document_services.document_add(
                 application=application,
                 actor=user,
                 kind="enrollment_certificate",

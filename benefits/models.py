@@ -446,7 +446,7 @@ class Document(models.Model):
     show account and resident registration numbers."""
 
     # Documents stored before they were encrypted are read as they are, and
-    # `rotate_encryption_keys` encrypts them (see benefits.services.document_chunks).
+    # `rotate_encryption_keys` encrypts them (see benefits.document_services.document_chunks).
     FILE_PURPOSE = "document"
     SEALED_FILES = {"file": FILE_PURPOSE}
     PLAINTEXT_FILES_ALLOWED = True

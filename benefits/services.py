@@ -1,37 +1,32 @@
-"""Writes on programs, rounds, applicants, applications and documents.
+"""Writes on applicants and applications: registering, profiles, drafts, submitting,
+withdrawing and the caseworkers' decisions. Documents are in benefits.document_services,
+rounds in benefits.rounds, screening verdicts in benefits.screening_record.
 
 Each service owns its transaction, locks what it reads-then-writes, moves state only
-through the model's FSM transitions and writes the audit event in the same transaction.
+through the model's FSM transitions (benefits.transitions) and writes the audit event in
+the same transaction.
 """
 
-import tempfile
-from collections.abc import Iterator
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files import File
-from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.utils import timezone
 
-from benefits.documents import document_content_type
 from benefits.models import Applicant, Application, Document, Notification, Round
 from benefits.notifications import notification_enqueue
+from benefits.rounds import round_accepts_applications
+from benefits.transitions import application_locked, application_transition, required_reason
 from core.audit import audit_record
-from core.crypto import account_fingerprint, encrypt_file, rrn_hmac
-from core.exceptions import Conflict, InvalidTransition
-from core.files import stored_file_chunks
+from core.crypto import account_fingerprint, rrn_hmac
+from core.exceptions import InvalidTransition
 from core.fsm import require_transition
 from core.prepared import PreparedQuery
 from core.roles import Role
 from core.rrn import rrn_birth_date
 from core.transactions import service_atomic
-from eligibility import rules
 
 User = get_user_model()
 
@@ -174,14 +169,6 @@ def _apply_training(application: Application, training: dict | None) -> None:
     application.weekly_hours = training.get("weekly_hours")
 
 
-def round_accepts_applications(round_: Round, *, now=None) -> bool:
-    now = now or timezone.now()
-    return (
-        round_.status == Round.Status.OPEN
-        and round_.applications_open_at <= now < round_.applications_close_at
-    )
-
-
 def _already_applied() -> ValidationError:
     return ValidationError(
         {
@@ -220,18 +207,10 @@ def application_create(
     return application
 
 
-def _lock_application(application: Application) -> Application:
-    return (
-        Application.objects.select_for_update(of=("self",))
-        .select_related("round__program", "applicant")
-        .get(pk=application.pk)
-    )
-
-
 @transaction.atomic
 def application_update(*, application: Application, actor, data: dict) -> Application:
     """Edit an application while it is a draft or waits for documents."""
-    application = _lock_application(application)
+    application = application_locked(application)
     if not application.is_editable:
         raise InvalidTransition(
             f"The application can only be edited while it is a draft or waiting for documents; "
@@ -258,90 +237,6 @@ def application_update(*, application: Application, actor, data: dict) -> Applic
             data={"fields": changed},
         )
     return application
-
-
-def document_add(*, application: Application, actor, kind: str, uploaded: UploadedFile) -> Document:
-    """Store an uploaded PDF, PNG or JPEG, checked by its content, with the application."""
-    # Parsed before the transaction: the check may take seconds, and holds no lock.
-    mime = document_content_type(uploaded=uploaded)
-    with transaction.atomic():
-        return _document_store(
-            application=application, actor=actor, kind=kind, uploaded=uploaded, mime=mime
-        )
-
-
-def _document_store(
-    *, application, actor, kind, uploaded, mime, states=Application.DOCUMENT_STATES
-) -> Document:
-    """Store a checked upload with the application while it is in one of `states`."""
-    application = _lock_application(application)
-    if application.status not in states:
-        raise InvalidTransition(
-            f"Documents can only be added while the application is a draft, waiting for "
-            f"documents or under appeal; it is '{application.status}'.",
-            code="not_editable",
-        )
-    cap = settings.BAEUM_MAX_DOCUMENTS_PER_APPLICATION
-    # Counted under the application's lock: two uploads at once cannot both take the last place.
-    if application.documents.count() >= cap:
-        raise Conflict(
-            f"An application holds at most {cap} documents.",
-            code="too_many_documents",
-            field="documents",
-        )
-    uploaded.seek(0)
-    original_name = (uploaded.name or "document").rsplit("/", 1)[-1][:255]
-    document = Document(
-        application=application,
-        kind=kind,
-        original_name=original_name,
-        content_type=mime,
-        size=uploaded.size,
-        uploaded_by=actor,
-    )
-    with tempfile.TemporaryFile() as sealed:
-        document.sha256 = encrypt_file(uploaded, sealed, purpose=Document.FILE_PURPOSE)
-        sealed.seek(0)
-        # The stored name tells nothing of the content: the type is on the row.
-        document.file.save("upload.bin", File(sealed), save=False)
-    try:
-        document.save()
-    except Exception:
-        document.file.delete(save=False)
-        raise
-    audit_record(
-        actor=actor,
-        obj=application,
-        action="document.uploaded",
-        data={"document": document.pk, "kind": kind},
-    )
-    return document
-
-
-def document_chunks(document: Document) -> Iterator[bytes]:
-    """The content of a stored document, checked whole before the first byte is handed out;
-    documents stored before they were encrypted are read as they are."""
-    return stored_file_chunks(document.file, purpose=Document.FILE_PURPOSE, plaintext_allowed=True)
-
-
-@transaction.atomic
-def document_open(
-    *, application: Application, document_id: int, actor
-) -> tuple[Document, Iterator[bytes]]:
-    """One document of the application and its content, for a reviewer to read; who read it
-    is audited, once the file has read whole."""
-    # The documents came with the application (application_get_for_reviewer).
-    document = next((d for d in application.documents.all() if d.pk == document_id), None)
-    if document is None:
-        raise Http404
-    chunks = document_chunks(document)
-    audit_record(
-        actor=actor,
-        obj=application,
-        action="document.viewed",
-        data={"document": document.pk, "kind": document.kind},
-    )
-    return document, chunks
 
 
 def _submit_errors(application: Application) -> dict:
@@ -372,7 +267,7 @@ def _submit_errors(application: Application) -> dict:
 @transaction.atomic
 def application_submit(*, application: Application, actor) -> Application:
     """Submit a draft (or resubmit after a documents request) for screening."""
-    return _submit(_lock_application(application), actor)
+    return _submit(application_locked(application), actor)
 
 
 @service_atomic
@@ -479,7 +374,7 @@ def application_withdraw(*, application: Application, actor, reason: str = "") -
         raise InvalidTransition(
             "A payment for this application is already on its way; it can no longer be withdrawn."
         )
-    application = _application_transition(
+    application = application_transition(
         application, actor, transition="withdraw", action="application.withdrawn", reason=reason
     )
     if application.selected_at is not None:
@@ -487,151 +382,10 @@ def application_withdraw(*, application: Application, actor, reason: str = "") -
     return application
 
 
-# The message the citizen gets after each transition, if any.
-TRANSITION_NOTIFICATIONS = {
-    "request_documents": Notification.Kind.DOCUMENTS_REQUESTED,
-    "approve": Notification.Kind.APPROVED,
-    "reject": Notification.Kind.REJECTED,
-    "select": Notification.Kind.SELECTED,
-    "waitlist": Notification.Kind.WAITLISTED,
-    "promote": Notification.Kind.SELECTED,
-    "appeal": Notification.Kind.APPEAL_RECEIVED,
-    "overturn": Notification.Kind.APPEAL_OVERTURNED,
-    "uphold": Notification.Kind.APPEAL_UPHELD,
-    "revoke": Notification.Kind.APPROVAL_REVOKED,
-}
-# Transitions that decide the application: they record who decided, when and why.
-DECISIONS = ("approve", "reject", "overturn", "uphold", "revoke")
-# Decisions the citizen may object to (행정기본법 제36조); an upheld appeal is final.
-APPEALABLE = ("reject", "revoke")
-
-
-def application_appeal_until(application: Application):
-    """The last day the citizen may appeal the application's rejection, or None."""
-    if (
-        application.status != Application.Status.REJECTED
-        or application.rejection_final
-        or application.decided_at is None
-    ):
-        return None
-    decided_on = timezone.localdate(application.decided_at)
-    return decided_on + timedelta(days=application.round.appeal_days)
-
-
-def _application_transition(
-    application: Application,
-    actor,
-    *,
-    transition: str,
-    action: str,
-    reason: str = "",
-    data: dict | None = None,
-    changes: dict | None = None,
-) -> Application:
-    """Apply one FSM transition with its audit event and the citizen's message.
-
-    `changes` are other fields the transition sets (saved with it).
-    """
-    application = _lock_application(application)
-    method = getattr(application, transition)
-    require_transition(method, actor, action=transition.replace("_", " "))
-    from_state = application.status
-    method()
-    changes = dict(changes or {})
-    if transition in DECISIONS:
-        changes.update(
-            decision_reason=reason,
-            decided_at=timezone.now(),
-            decided_by=actor if actor is not None and actor.is_authenticated else None,
-            rejection_final=transition == "uphold",
-        )
-    for name, value in changes.items():
-        setattr(application, name, value)
-    application.save(update_fields=["status", "updated_at", *changes])
-    event = audit_record(
-        actor=actor,
-        obj=application,
-        action=action,
-        from_state=from_state,
-        to_state=application.status,
-        reason=reason,
-        data=data,
-    )
-    if transition in TRANSITION_NOTIFICATIONS:
-        appeal_until = application_appeal_until(application) if transition in APPEALABLE else None
-        notification_enqueue(
-            application=application,
-            kind=TRANSITION_NOTIFICATIONS[transition],
-            event_key=str(event.pk),
-            reason=reason,
-            appeal_until=appeal_until.isoformat() if appeal_until else "-",
-        )
-    return application
-
-
-@transaction.atomic
-def application_screening_start(*, application: Application) -> Application:
-    """Move a submitted application into screening (a system action)."""
-    return _application_transition(
-        application, None, transition="start_screening", action="application.screening_started"
-    )
-
-
-# The reason a citizen reads when the round decided automatically and every rule passed.
-AUTO_APPROVAL_REASON = (
-    "모든 자격 요건을 충족하여 자동 승인되었습니다. / Approved automatically: every rule passed."
-)
-
-
-@transaction.atomic
-def application_screening_finish(
-    *, application: Application, outcome: str, failed: list[dict] | tuple = ()
-) -> Application:
-    """Record a screening's verdict: hand the application to the caseworkers, or, in a round
-    that decides automatically, approve an eligible one and reject an ineligible one.
-
-    `failed` lists the rule results that failed (rule, code, message, message_ko); an
-    automatic rejection gives them as its reason, and its audit event names them.
-    """
-    application = _application_transition(
-        application,
-        None,
-        transition="finish_screening",
-        action="application.screened",
-        data={"outcome": outcome},
-    )
-    if not application.round.auto_decisions or outcome == rules.NEEDS_REVIEW:
-        return application
-    if outcome == rules.ELIGIBLE:
-        return _application_transition(
-            application,
-            None,
-            transition="approve",
-            action="application.approved",
-            reason=AUTO_APPROVAL_REASON,
-            data={"automatic": True, "outcome": outcome},
-        )
-    return _application_transition(
-        application,
-        None,
-        transition="reject",
-        action="application.rejected",
-        reason="; ".join(f"{r['message_ko']} / {r['message']}" for r in failed),
-        data={"automatic": True, "outcome": outcome, "rules": [r["code"] for r in failed]},
-    )
-
-
-def _required_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": ValidationError("A reason is required.", "required")})
-    return reason
-
-
 @transaction.atomic
 def application_approve(*, application: Application, actor, reason: str = "") -> Application:
     """Approve an application under review."""
-    return _application_transition(
+    return application_transition(
         application, actor, transition="approve", action="application.approved", reason=reason
     )
 
@@ -639,8 +393,8 @@ def application_approve(*, application: Application, actor, reason: str = "") ->
 @transaction.atomic
 def application_reject(*, application: Application, actor, reason: str) -> Application:
     """Reject an application, with the reason the citizen will read."""
-    reason = _required_reason(reason)
-    return _application_transition(
+    reason = required_reason(reason)
+    return application_transition(
         application, actor, transition="reject", action="application.rejected", reason=reason
     )
 
@@ -650,13 +404,13 @@ def application_request_documents(
     *, application: Application, actor, reason: str, documents: list[str] | tuple = ()
 ) -> Application:
     """Ask the citizen for documents (optionally naming the kinds); they edit and resubmit."""
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     unknown = [kind for kind in documents if kind not in Document.Kind.values]
     if unknown:
         raise ValidationError(
             {"documents": ValidationError(f"Not a kind of document: {unknown}.", "invalid_choice")}
         )
-    return _application_transition(
+    return application_transition(
         application,
         actor,
         transition="request_documents",
@@ -674,7 +428,7 @@ def application_request_documents(
 @transaction.atomic
 def application_place(*, application: Application, actor, selected: bool) -> Application:
     """Select an approved application, or put it on the waitlist."""
-    return _application_transition(
+    return application_transition(
         application,
         actor,
         transition="select" if selected else "waitlist",
@@ -685,113 +439,11 @@ def application_place(*, application: Application, actor, selected: bool) -> App
 @transaction.atomic
 def applicant_rrn_reveal(*, applicant: Applicant, actor, reason: str) -> str:
     """Return the unmasked RRN to a staff member allowed to see it, and log that they did."""
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if not actor.has_perm("benefits.view_unmasked_rrn"):
         raise PermissionDenied
     audit_record(actor=actor, obj=applicant, action="applicant.rrn_revealed", reason=reason)
     return applicant.rrn
-
-
-# Rounds.
-
-
-def _round_transition(round_: Round, actor, *, transition: str, reason: str = "") -> Round:
-    round_ = Round.objects.select_for_update().get(pk=round_.pk)
-    method = getattr(round_, transition)
-    require_transition(method, actor, action=f"{transition} the round")
-    from_state = round_.status
-    method()
-    round_.save()
-    audit_record(
-        actor=actor,
-        obj=round_,
-        action=f"round.{transition}",
-        from_state=from_state,
-        to_state=round_.status,
-        reason=reason,
-    )
-    return round_
-
-
-@transaction.atomic
-def round_open(*, round_: Round, actor) -> Round:
-    """Open a draft round for applications."""
-    return _round_transition(round_, actor, transition="open")
-
-
-@transaction.atomic
-def round_close(*, round_: Round, actor) -> Round:
-    """Close a round to new applications."""
-    return _round_transition(round_, actor, transition="close")
-
-
-# The round's money settings. Amount and capacity are what every applicant was promised
-# when the round opened; the budget may move, never below what is already committed.
-ROUND_MONEY_FIELDS = ("budget", "amount", "capacity", "top_up_amount", "top_up_share")
-FIXED_ONCE_OPEN = ("amount", "capacity")
-FINISHED_ROUND_STATES = (Round.Status.COMPLETED, Round.Status.CANCELLED)
-
-
-def _round_money_errors(round_: Round, changes: dict) -> dict:
-    errors = {}
-    if round_.status != Round.Status.DRAFT:
-        for name in FIXED_ONCE_OPEN:
-            if name in changes and changes[name] != getattr(round_, name):
-                errors[name] = ValidationError(
-                    f"The round is {round_.status}: its {name} was fixed when it opened.",
-                    "fixed_after_open",
-                )
-    budget = changes.get("budget", round_.budget)
-    amount = changes.get("amount", round_.amount)
-    capacity = changes.get("capacity", round_.capacity)
-    if not errors and budget < capacity * amount:
-        errors["budget"] = ValidationError(
-            f"The budget must hold the capacity times the amount: {capacity * amount:,} KRW.",
-            "budget_below_capacity",
-        )
-    return errors
-
-
-@transaction.atomic
-def round_money_change(*, round_: Round, actor, reason: str, **changes) -> Round:
-    """Change a round's money settings within the rules, and audit who, what and why."""
-    from payments.selectors import round_budget_ledger
-
-    unknown = set(changes) - set(ROUND_MONEY_FIELDS)
-    if unknown:
-        raise TypeError(f"not a money setting: {sorted(unknown)}")
-    if not actor.has_perm("benefits.manage_round"):
-        raise PermissionDenied
-    reason = _required_reason(reason)
-    round_ = Round.objects.select_for_update().get(pk=round_.pk)
-    if round_.status in FINISHED_ROUND_STATES:
-        raise InvalidTransition(f"The round is {round_.status}: its money can no longer change.")
-    errors = _round_money_errors(round_, changes)
-    if errors:
-        raise ValidationError(errors)
-    if changes.get("budget", round_.budget) < round_.budget:
-        ledger = round_budget_ledger(round_)
-        floor = ledger.committed - ledger.returned
-        if changes["budget"] < floor:
-            raise Conflict(
-                f"{floor:,} KRW of this round is already committed (selected recipients, "
-                f"payments and top-ups): the budget cannot go below it.",
-                code="budget_below_committed",
-                field="budget",
-            )
-    changed = {
-        name: [getattr(round_, name), value]
-        for name, value in changes.items()
-        if getattr(round_, name) != value
-    }
-    for name, (_, value) in changed.items():
-        setattr(round_, name, value)
-    if changed:
-        round_.save(update_fields=[*changed, "updated_at"])
-        audit_record(
-            actor=actor, obj=round_, action="round.money_changed", reason=reason, data=changed
-        )
-    return round_
 
 
 def applicant_for_user(user) -> Applicant:

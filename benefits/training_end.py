@@ -17,9 +17,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from benefits.after_decision import application_revoke
+from benefits.document_services import document_store
 from benefits.documents import document_content_type
 from benefits.models import Application, Document, Round
-from benefits.services import _document_store, _lock_application, _required_reason
+from benefits.transitions import application_locked, required_reason
 from core.audit import audit_record
 from core.exceptions import Conflict, InvalidTransition
 
@@ -73,7 +74,7 @@ def application_training_end(
 ) -> TrainingEnd:
     """Record that a scholarship recipient's training ended early on `ended_on` (the last
     day attended): revoke an unpaid approval, or open a recovery of a paid scholarship."""
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if not actor.has_perm("benefits.review_application"):
         raise PermissionDenied
     # Parsed before the transaction: the check may take seconds, and holds no lock.
@@ -89,7 +90,7 @@ def _training_end(application, actor, *, ended_on, reason, evidence, mime) -> Tr
     from payments.recoveries import recovery_open
 
     Round.objects.select_for_update(no_key=True).filter(pk=application.round_id).first()
-    application = _lock_application(application)
+    application = application_locked(application)
     if not application.round.program.requires_training:
         raise Conflict(
             "A voucher's unused balance is handled by the voucher ledger (a course refunded "
@@ -128,7 +129,7 @@ def _training_end(application, actor, *, ended_on, reason, evidence, mime) -> Tr
         )
     document = None
     if evidence is not None:
-        document = _document_store(
+        document = document_store(
             application=application,
             actor=actor,
             kind=Document.Kind.OTHER,

@@ -32,7 +32,7 @@ from eligibility.registry_load import (
     _Rows,
     _write_chunk,
 )
-from eligibility.screening import rescreen_after_snapshot
+from eligibility.screening_tasks import rescreen_after_snapshot
 
 logger = logging.getLogger(__name__)
 

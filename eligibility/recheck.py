@@ -19,15 +19,7 @@ from benefits.models import Application, ApplicationFlag, Round
 from core.outbox import outbox_enqueue, outbox_heartbeat
 from eligibility import rules
 from eligibility.models import ScreeningRun
-from eligibility.screening import (
-    _active_snapshot_ids,
-    _chunk_facts,
-    _evaluator,
-    _facts_params,
-    _facts_sql,
-    applying_rows,
-    facts_table,
-)
+from eligibility.screening import active_snapshot_ids, applying_rows, chunk_verdicts, facts_table
 
 logger = logging.getLogger(__name__)
 
@@ -86,31 +78,23 @@ def _cleared(application_ids: list[int]) -> dict[int, set[bytes]]:
 
 def _recheck_chunk(round_: Round, applying: list, snapshot_ids: dict, trigger_key: str) -> dict:
     ids = [a.pk for a in applying]
-    facts = _chunk_facts(ids[0], ids[-1])
-    missing = [pk for pk in ids if pk not in facts]
-    if missing:
-        # Decided after the round's facts were gathered: read theirs now.
-        where = "a.id IN (" + ", ".join(["%s"] * len(missing)) + ")"
-        with connection.cursor() as cursor:
-            cursor.execute(_facts_sql(where), _facts_params(missing, snapshot_ids))
-            facts.update((row[0], row) for row in cursor.fetchall())
     weighed, cleared = _weighed(ids), _cleared(ids)
-    evaluate = _evaluator(round_)
     # Judged as of today: a status that has since ended no longer counts.
     today = timezone.localdate()
+    as_of_today = [a._replace(applied_on=today) for a in applying]
+    verdicts = chunk_verdicts(round_, as_of_today, snapshot_ids)
     changed: dict[int, list[dict]] = {}
-    for a in applying:
-        evaluation = evaluate(a._replace(applied_on=today), facts[a.pk])
-        known = weighed.get(a.pk, set())
+    for verdict in verdicts:
+        known = weighed.get(verdict.application_id, set())
         causes = [
             r.as_record()
-            for r in evaluation.rules
+            for r in verdict.rule_results
             if r.outcome == rules.FAIL and r.code not in known
         ]
-        if causes and not _signature(causes) <= cleared.get(a.pk, set()):
-            changed[a.pk] = causes
+        if causes and not _signature(causes) <= cleared.get(verdict.application_id, set()):
+            changed[verdict.application_id] = causes
     with transaction.atomic():
-        # Progress renews the job's lease (see eligibility.screening._rescreen_chunk).
+        # Progress renews the job's lease (see benefits.screening_record._rescreen_chunk).
         outbox_heartbeat()
         raised = application_flags_raise(
             round_=round_,
@@ -129,7 +113,7 @@ def round_recheck(*, round_id: int, job_key: str, chunk_size: int = 5000) -> dic
     """
     round_ = Round.objects.select_related("program").get(pk=round_id)
     trigger_key = f"recheck:{job_key}"
-    snapshot_ids = _active_snapshot_ids()
+    snapshot_ids = active_snapshot_ids()
     totals = {"checked": 0, "flagged": 0, "chunks": 0}
     where, params = _where()
     after = 0

@@ -6,7 +6,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from benefits.models import Application
-from benefits.services import _lock_application, _required_reason
+from benefits.transitions import application_locked, required_reason
 from core.audit import audit_record
 from eligibility import rules
 from eligibility.models import MatchResolution, ScreeningRun
@@ -33,12 +33,12 @@ def match_resolve(
     """
     if not actor.has_perm("benefits.review_application"):
         raise PermissionDenied
-    reason = _required_reason(reason)
+    reason = required_reason(reason)
     if resolution not in MatchResolution.Resolution.values:
         raise ValidationError(
             {"resolution": ValidationError("Not a resolution.", "invalid_choice")}
         )
-    application = _lock_application(application)
+    application = application_locked(application)
     found = _current_records(application).get(match_id)
     if found is None:
         raise Http404  # not a match of this application's current screening

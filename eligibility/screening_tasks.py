@@ -1,10 +1,12 @@
-"""Celery wrappers around the screening services; each is safe to run twice."""
+"""Celery wrappers around screening and its recording; each is safe to run twice."""
 
 from celery import shared_task
 
+from benefits.models import Application
+from benefits.screening_record import application_screen, round_rescreen
+from core.outbox import outbox_enqueue
 from core.tasks import RETRY_ON_DATABASE_ERRORS
-from eligibility.recheck import round_recheck
-from eligibility.screening import application_screen, round_rescreen
+from eligibility.recheck import recheck_after_snapshot, round_recheck
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)
@@ -24,3 +26,20 @@ def round_rescreen_task(round_id: int, job_key: str) -> dict:
 def round_recheck_task(round_id: int, job_key: str) -> dict:
     """Re-check a round's approved applications after a new snapshot; safe to run twice."""
     return round_recheck(round_id=round_id, job_key=job_key)
+
+
+def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
+    """Record a re-screening of every round with applications under review, and a re-check
+    of the decided ones, in the transaction that activates the snapshot; return the ids of
+    the rounds re-screened."""
+    round_ids = list(
+        Application.objects.filter(status=Application.Status.UNDER_REVIEW)
+        .values_list("round_id", flat=True)
+        .distinct()
+        .order_by("round_id")
+    )
+    for round_id in round_ids:
+        job_key = f"snapshot-{snapshot_id}"
+        outbox_enqueue(round_rescreen_task, round_id, job_key, key=f"rescreen:{round_id}:{job_key}")
+    recheck_after_snapshot(snapshot_id=snapshot_id)
+    return round_ids

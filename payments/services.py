@@ -259,7 +259,7 @@ def _build_finish(batch: DisbursementBatch, round_: Round) -> bool:
     audit_record(actor=None, obj=batch, action="batch.built", data=totals)
     if round_budget_ledger(round_).available < 0:
         # Selection and top-ups respect the budget, and it is never lowered below what is
-        # committed (benefits.services.round_money_change); if it happens all the same, a
+        # committed (benefits.rounds.round_money_change); if it happens all the same, a
         # batch that would carry the round over its budget pays nothing.
         bulk_transition(Payment.objects.filter(batch=batch), "cancel")
         batch.cancel()

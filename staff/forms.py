@@ -242,7 +242,7 @@ class MatchResolveForm(forms.Form):
 
 
 class RoundMoneyForm(forms.Form):
-    """A change of a round's money settings, for benefits.services.round_money_change."""
+    """A change of a round's money settings, for benefits.rounds.round_money_change."""
 
     budget = forms.IntegerField(label=_("Budget"), min_value=1, max_value=10**13, required=False)
     amount = forms.IntegerField(

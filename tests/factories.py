@@ -130,3 +130,15 @@ class ApplicationFactory(factory.django.DjangoModelFactory):
 def approved_applications(round_, n: int = 1, **fields) -> list[Application]:
     """n applications of a round that a caseworker has approved (status set as data)."""
     return [ApplicationFactory(round=round_, status="approved", **fields) for _ in range(n)]
+
+
+def screened_by_task(application: Application) -> Application:
+    """A submitted application screened as its task would have screened it after the commit
+    (a test's transaction never commits): its run stored, and moved on by the verdict."""
+    from benefits.screening_record import application_screen
+
+    application.refresh_from_db()
+    trigger = f"submit:{application.submitted_at.isoformat()}"
+    application_screen(application_id=application.pk, trigger_key=trigger)
+    application.refresh_from_db()
+    return application

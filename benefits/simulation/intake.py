@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 from stdnum.kr import brn
 
-from benefits import services
+from benefits import document_services, rounds, services
 from benefits.models import Applicant, Application, Document, Notification, Program, Round
 from benefits.simulation import Simulation, SimulationError, population
 from benefits.simulation.waiting import wait_until
@@ -177,7 +177,7 @@ def setup(sim: Simulation) -> int:
         )
     # Fresh users: no permission cached from before their groups were given.
     sim.staff = {name: User.objects.get(pk=pk) for name, pk in ids.items()}
-    sim.round_ = services.round_open(round_=round_, actor=sim.staff["manager"])
+    sim.round_ = rounds.round_open(round_=round_, actor=sim.staff["manager"])
     return 1
 
 
@@ -380,7 +380,7 @@ def intake(sim: Simulation) -> int:
                 training=population.training(person, period),
             )
             if person.certificate:
-                services.document_add(
+                document_services.document_add(
                     application=application,
                     actor=user,
                     kind=Document.Kind.ENROLLMENT_CERTIFICATE,
@@ -497,7 +497,7 @@ def resubmissions(sim: Simulation) -> int:
     tracker = sim.track("documents and resubmit", len(waiting))
     for application in waiting:
         user = application.applicant.user
-        services.document_add(
+        document_services.document_add(
             application=application,
             actor=user,
             kind=DOCUMENT_KINDS[sim.program],

@@ -6,7 +6,7 @@ import random
 
 from django.utils import timezone
 
-from benefits import services
+from benefits import rounds, services
 from benefits.models import Round
 from benefits.reports import round_report
 from benefits.selection import round_select
@@ -29,7 +29,7 @@ REDEMPTION_AMOUNTS = (50_000, 100_000, 150_000, 200_000)
 def selection(sim: Simulation) -> int:
     """The manager closes the round and runs the selection (priority, then the lottery)."""
     manager = sim.staff["manager"]
-    services.round_close(round_=sim.round_, actor=manager)
+    rounds.round_close(round_=sim.round_, actor=manager)
     result = round_select(round_=sim.round_, actor=manager)
     sim.round_ = result.round
     sim.notes["selection"] = {"selected": result.selected, "waitlisted": result.waitlisted}

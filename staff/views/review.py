@@ -10,8 +10,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
+from benefits import document_services, services
 from benefits import selectors as benefit_selectors
-from benefits import services
 from benefits.models import Application
 from core.exceptions import DomainError
 from staff import selectors as staff_selectors
@@ -110,7 +110,7 @@ def document(request, pk: int, document_id: int):
     """A document shown inside the application page; each read is audited by the service."""
     application = benefit_selectors.application_get_for_reviewer(pk=pk)
     try:
-        document, chunks = services.document_open(
+        document, chunks = document_services.document_open(
             application=application, document_id=document_id, actor=request.user
         )
     except DomainError as exc:

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from benefits import services
+from benefits import rounds
 from benefits.models import Round
 from benefits.selection import round_select
 from payments import vouchers
@@ -60,9 +60,9 @@ def round_detail(request, pk: int):
 
 def _transition_call(action: str, round_: Round, actor):
     if action == "open":
-        return lambda: services.round_open(round_=round_, actor=actor)
+        return lambda: rounds.round_open(round_=round_, actor=actor)
     if action == "close":
-        return lambda: services.round_close(round_=round_, actor=actor)
+        return lambda: rounds.round_close(round_=round_, actor=actor)
     return lambda: round_select(round_=round_, actor=actor)
 
 
@@ -108,7 +108,7 @@ def round_money(request, pk: int):
         return redirect("staff:round", pk)
     run_service(
         request,
-        lambda: services.round_money_change(
+        lambda: rounds.round_money_change(
             round_=round_, actor=request.user, reason=form.cleaned_data["reason"], **changes
         ),
         success=_("The round's money settings were changed."),

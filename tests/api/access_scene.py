@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from benefits import after_decision, services
+from benefits import after_decision, document_services, services
 from benefits.models import Application, ApplicationFlag, Program, Round
 from benefits.training_end import application_training_end
 from core.roles import Role
@@ -28,6 +28,7 @@ from tests.factories import (
     ProgramFactory,
     RoundFactory,
     UserFactory,
+    screened_by_task,
 )
 from tests.payments.test_recoveries import pay
 from tests.payments.test_vouchers import make_provider
@@ -44,7 +45,7 @@ def endpoint_of(method: str, path: str) -> tuple[str, str]:
 
 
 def _with_certificate(application: Application) -> Application:
-    services.document_add(
+    document_services.document_add(
         application=application,
         actor=application.applicant.user,
         kind="enrollment_certificate",
@@ -56,8 +57,7 @@ def _with_certificate(application: Application) -> Application:
 def _under_review(**fields) -> Application:
     application = _with_certificate(ApplicationFactory(**fields))
     services.application_submit(application=application, actor=application.applicant.user)
-    services.application_screening_start(application=application)
-    return services.application_screening_finish(application=application, outcome="needs_review")
+    return screened_by_task(application)
 
 
 def _batch(maker, *, program: Program | None = None, amount: int = 1_000_000):
@@ -111,6 +111,7 @@ def build_scene() -> SimpleNamespace:
     under_review = _under_review(applicant=ApplicantFactory())
     document = under_review.documents.get()
     twin = ApplicationFactory()
+    ScreeningRun.objects.filter(application=under_review).update(is_current=False)
     ScreeningRun.objects.create(
         application=under_review,
         trigger_key="matrix",

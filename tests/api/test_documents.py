@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from benefits import services
+from benefits import document_services, services
 from benefits.models import Document
 from core.models import AuditEvent
 from core.roles import Role
@@ -57,7 +57,7 @@ def test_upload_accepted_by_content(citizen, draft, content, name, mime):
     stored = Path(document.file.path)
     # Encrypted at rest: nothing of the content is readable on the disk.
     assert content[:16] not in stored.read_bytes()
-    assert b"".join(services.document_chunks(document)) == content
+    assert b"".join(document_services.document_chunks(document)) == content
     assert name not in stored.name  # the citizen's file name never reaches the disk
     assert not str(stored).startswith(str(settings.STATIC_ROOT))
     detail = citizen.get(f"/api/v1/applications/{draft.pk}/").json()

@@ -9,7 +9,7 @@ from benefits.models import Application, Round
 from core.exceptions import InvalidTransition
 from core.models import AuditEvent
 from core.roles import Role
-from tests.factories import ApplicationFactory, RoundFactory, UserFactory
+from tests.factories import ApplicationFactory, RoundFactory, UserFactory, screened_by_task
 
 S = Application.Status
 APPLICATION_TRANSITIONS = {
@@ -81,20 +81,19 @@ def test_services_walk_the_whole_path_and_audit_each_step():
     manager = UserFactory(role=Role.PROGRAM_MANAGER)
 
     services.application_submit(application=application, actor=citizen)
-    services.application_screening_start(application=application)
-    services.application_screening_finish(application=application, outcome="needs_review")
+    screened_by_task(application)
     services.application_request_documents(
         application=application, actor=caseworker, reason="Upload the enrollment certificate."
     )
     services.application_submit(application=application, actor=citizen)
-    services.application_screening_start(application=application)
-    services.application_screening_finish(application=application, outcome="needs_review")
+    screened_by_task(application)
     services.application_approve(application=application, actor=caseworker)
     application = services.application_place(application=application, actor=manager, selected=True)
 
     assert application.status == S.SELECTED
     events = list(AuditEvent.objects.filter(object_type="benefits.application").order_by("id"))
-    assert [(e.from_state, e.to_state) for e in events] == [
+    moves = [(e.from_state, e.to_state) for e in events if e.to_state]
+    assert moves == [
         ("draft", "submitted"),
         ("submitted", "screening"),
         ("screening", "under_review"),
@@ -130,8 +129,7 @@ def test_citizen_cannot_use_caseworker_transition():
     application = ApplicationFactory()
     citizen = application.applicant.user
     services.application_submit(application=application, actor=citizen)
-    services.application_screening_start(application=application)
-    services.application_screening_finish(application=application, outcome="needs_review")
+    screened_by_task(application)
     with pytest.raises(PermissionDenied):
         services.application_approve(application=application, actor=citizen)
     application.refresh_from_db()
@@ -143,8 +141,7 @@ def test_reject_and_request_documents_need_a_reason():
     application = ApplicationFactory()
     caseworker = UserFactory(role=Role.CASEWORKER)
     services.application_submit(application=application, actor=application.applicant.user)
-    services.application_screening_start(application=application)
-    services.application_screening_finish(application=application, outcome="needs_review")
+    screened_by_task(application)
     for service in (services.application_reject, services.application_request_documents):
         with pytest.raises(ValidationError) as excinfo:
             service(application=application, actor=caseworker, reason="  ")

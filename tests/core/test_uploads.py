@@ -4,8 +4,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import resolve
 
+from benefits.document_services import document_chunks
 from benefits.models import Document
-from benefits.services import document_chunks
 from core.crypto import FILE_MAGIC
 from core.uploads import SealedTemporaryFileUploadHandler, SealedUploadedFile
 from eligibility.models import RegistryImportJob

@@ -7,6 +7,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from benefits.models import Application, ApplicationFlag, Notification, Program, Round
+from benefits.screening_record import application_screen, round_rescreen
 from core.models import AuditEvent
 from core.roles import Role
 from eligibility.models import (
@@ -19,7 +20,6 @@ from eligibility.models import (
     SocialSecurityRecord,
 )
 from eligibility.recheck import round_recheck
-from eligibility.screening import application_screen, round_rescreen
 from payments import services as payment_services
 from payments.models import DisbursementBatch, Payment
 from payments.selectors import batch_audit, payment_flags

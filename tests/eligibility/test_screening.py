@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from benefits.models import Applicant, Application, Document, Program
+from benefits.screening_record import application_screen, round_rescreen
 from core.models import AuditEvent
 from eligibility import rules
 from eligibility.models import (
@@ -18,7 +19,7 @@ from eligibility.models import (
     SocialSecurityRecord,
     TrainingCourse,
 )
-from eligibility.screening import application_screen, round_rescreen, screening_summary
+from eligibility.screening import screening_summary
 from eligibility.screening_tasks import application_screen_task, round_rescreen_task
 from tests.eligibility.conftest import COURSE_ID, snapshot
 from tests.factories import ApplicantFactory, ApplicationFactory, ProgramFactory, RoundFactory
@@ -465,10 +466,10 @@ def _result_of(run):
 def test_a_round_rescreen_stores_what_screening_each_application_stored(
     registries, scholarship_round, copy_block, monkeypatch
 ):
-    from eligibility import screening
+    from benefits import screening_record
 
     if copy_block:
-        monkeypatch.setattr(screening, "_COPY_BLOCK", copy_block)
+        monkeypatch.setattr(screening_record, "_COPY_BLOCK", copy_block)
     applications = _varied_applications(registries, scholarship_round)
     single = {
         a.pk: application_screen(application_id=a.pk, trigger_key="submit:1") for a in applications
@@ -536,7 +537,7 @@ def test_an_application_under_review_after_the_facts_were_gathered_is_screened_t
     application_screen(application_id=first.pk, trigger_key="submit:1")
     late = submitted(scholarship_round)
     in_force(registries, late.applicant)
-    real_round_facts = screening._round_facts
+    real_round_facts = screening.round_facts
 
     @contextmanager
     def gathered_before_the_late_one(round_, trigger_key, snapshot_ids):
@@ -546,7 +547,7 @@ def test_an_application_under_review_after_the_facts_were_gathered_is_screened_t
             application_screen(application_id=late.pk, trigger_key="submit:1")
             yield
 
-    monkeypatch.setattr(screening, "_round_facts", gathered_before_the_late_one)
+    monkeypatch.setattr(screening, "round_facts", gathered_before_the_late_one)
     counts = round_rescreen(round_id=scholarship_round.pk, job_key="late")
 
     assert counts["screened"] == 2
@@ -565,7 +566,7 @@ def test_an_application_resubmitted_after_the_facts_were_gathered_is_judged_on_i
     application = submitted(scholarship_round, course_id="AIG-NOT-LISTED")
     in_force(registries, application.applicant)
     application_screen(application_id=application.pk, trigger_key="submit:1")
-    real_round_facts = screening._round_facts
+    real_round_facts = screening.round_facts
 
     @contextmanager
     def resubmitted_meanwhile(round_, trigger_key, snapshot_ids):
@@ -577,7 +578,7 @@ def test_an_application_resubmitted_after_the_facts_were_gathered_is_judged_on_i
             )
             yield
 
-    monkeypatch.setattr(screening, "_round_facts", resubmitted_meanwhile)
+    monkeypatch.setattr(screening, "round_facts", resubmitted_meanwhile)
     round_rescreen(round_id=scholarship_round.pk, job_key="moved")
 
     run = ScreeningRun.objects.get(application=application, trigger_key="rescreen:moved")

@@ -8,9 +8,10 @@ import pytest
 from django.db import connection, connections, transaction
 
 from benefits.models import Application, Notification
+from benefits.screening_record import application_screen
 from core.models import AuditEvent
+from eligibility import screening
 from eligibility.models import ScreeningRun
-from eligibility.screening import application_screen
 from tests.eligibility.test_screening import in_force, submitted
 from tests.factories import ApplicantFactory
 
@@ -21,6 +22,35 @@ def events(application) -> list[tuple[str, str, dict]]:
         .order_by("id")
         .values_list("action", "to_state", "data")
     )
+
+
+@pytest.mark.django_db
+def test_judging_writes_nothing_and_the_recorded_run_is_the_verdict(registries, scholarship_round):
+    application = submitted(scholarship_round)
+    in_force(registries, application.applicant, district="41110")  # Suwon, not Seoul
+    application = Application.objects.select_related("round__program", "applicant").get(
+        pk=application.pk
+    )
+    audited = AuditEvent.objects.count()
+
+    verdict = screening.application_verdict(application, screening.active_snapshot_ids())
+
+    assert verdict.outcome == "ineligible"
+    assert [r["code"] for r in verdict.failed()] == ["not_seoul_resident"]
+    application.refresh_from_db()
+    assert application.status == Application.Status.SUBMITTED
+    assert not ScreeningRun.objects.filter(application=application).exists()
+    assert AuditEvent.objects.count() == audited
+
+    run = application_screen(application_id=application.pk, trigger_key="submit:1")
+    rules, matches = verdict.stored()
+    assert (run.outcome, run.rules, run.duplicates, run.duplicate_found) == (
+        verdict.outcome,
+        rules,
+        matches,
+        verdict.duplicate_found,
+    )
+    assert run.snapshot_ids == dict(verdict.snapshot_ids)
 
 
 @pytest.mark.django_db

@@ -61,8 +61,8 @@ def test_a_new_registry_snapshot_rescreens_applications_under_review(
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
+    from benefits.screening_record import application_screen
     from eligibility.imports import registry_import_create, registry_import_run
-    from eligibility.screening import application_screen
 
     application = ApplicationFactory()
     from benefits import services

@@ -7,12 +7,12 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from benefits import services
+from benefits import document_services, services
 from benefits.models import Application
 from core.roles import Role
 from eligibility.models import ScreeningRun
 from tests.documents import pdf
-from tests.factories import ApplicationFactory, UserFactory
+from tests.factories import ApplicationFactory, UserFactory, screened_by_task
 
 
 def png(width: int = 240, height: int = 120) -> bytes:
@@ -83,9 +83,7 @@ def under_review(**kwargs) -> Application:
     application.refresh_from_db()
     if application.status == Application.Status.SUBMITTED:
         # Within a test's transaction the screening task (run after the commit) never ran.
-        services.application_screening_start(application=application)
-        services.application_screening_finish(application=application, outcome="needs_review")
-        application.refresh_from_db()
+        screened_by_task(application)
     return application
 
 
@@ -127,7 +125,7 @@ def with_document(application: Application, *, content=PNG, name="bankbook.png",
     """Attach a document as the citizen would have before submitting."""
     status = Application.objects.values_list("status", flat=True).get(pk=application.pk)
     Application.objects.filter(pk=application.pk).update(status="draft")
-    document = services.document_add(
+    document = document_services.document_add(
         application=Application.objects.get(pk=application.pk),
         actor=application.applicant.user,
         kind=kind,
