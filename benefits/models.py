@@ -524,7 +524,12 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # The flushes walk the pending messages by id, a chunk at a time: after a
+            # selection there are as many as the round's applicants, among all the sent.
+            models.Index(fields=["id"], condition=Q(status="pending"), name="notification_pending"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to user #{self.user_id} ({self.status})"

@@ -1,8 +1,11 @@
 """The citizen notification outbox: enqueued in the transaction that caused it, sent after."""
 
 import logging
+from dataclasses import dataclass
 
+from celery import current_app
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import CharField, F, Value
@@ -15,6 +18,12 @@ from core.transactions import insert_unless_conflict
 
 logger = logging.getLogger("baeum.notifications")
 MAX_ATTEMPTS = 5
+# Messages sent in one transaction (one lock on each row, one UPDATE marking them sent).
+SEND_CHUNK = 500
+# Seconds between a committed message and the flush that sends it with the others of
+# those seconds; the cache key says a flush is already on its way.
+FLUSH_DELAY = 2
+FLUSH_SCHEDULED_KEY = "baeum:notifications:flush-scheduled"
 
 MESSAGES = {
     Notification.Kind.SUBMITTED: (
@@ -134,8 +143,8 @@ def notification_enqueue(
 
     `values` fills the message's other placeholders (a recovery's {amount}, {due_on}…).
 
-    The message is sent by a task queued after the commit, unless the caller queues that
-    task itself (send_after_commit=False), e.g. chained to other work after the commit.
+    The message is sent after the commit (notifications_send_soon), unless the caller has
+    it sent itself (send_after_commit=False), e.g. chained to other work after the commit.
     """
     subject, body = MESSAGES[kind]
     notification = Notification(
@@ -151,11 +160,9 @@ def notification_enqueue(
     if not _insert_unless_queued(notification):
         return None
     if send_after_commit:
-        from benefits.tasks import notification_send_task
-
         # robust: a broker that is down must not fail a request that committed; the
         # message waits in this outbox for notifications_flush_task.
-        transaction.on_commit(lambda: notification_send_task.delay(notification.pk), robust=True)
+        transaction.on_commit(lambda: notifications_send_soon(notification.pk), robust=True)
     return notification
 
 
@@ -173,12 +180,14 @@ def notification_enqueue_many(
     application_field: str = "pk",
     user_field: str = "applicant__user_id",
     reason_field: str | None = None,
+    appeal_until: str = "-",
 ) -> int:
     """Queue one message per row of a queryset in one INSERT … SELECT; return the count.
 
     For set-based work (selection, disbursement, bank results: up to hundreds of thousands
     of messages) where one row at a time would dominate. Each row names the application,
-    its citizen user and, optionally, the text for the message's {reason}, by field path.
+    its citizen user and, optionally, the text for the message's {reason}, by field path;
+    {appeal_until} is one date for all of them (decisions made the same day).
     """
     subject, body = MESSAGES[kind]
     reason = F(reason_field) if reason_field else Value("-")
@@ -201,53 +210,108 @@ def notification_enqueue_many(
         INSERT INTO {table} (user_id, application_id, kind, dedupe_key, subject, body,
                              status, attempts, last_error, created_at)
         SELECT s.n_user, s.n_app, %s, %s || {app_text} || %s, %s,
-               REPLACE(REPLACE(%s, '{{id}}', {app_text}), '{{reason}}', s.n_reason),
+               REPLACE(REPLACE(REPLACE(%s, '{{id}}', {app_text}), '{{reason}}', s.n_reason),
+                       '{{appeal_until}}', %s),
                %s, 0, '', %s
         FROM ({select_sql}) s
         WHERE true
         ON CONFLICT DO NOTHING
     """  # noqa: S608 - table name quoted, values bound
-    params = [kind, f"{kind}:", f":{event_key}", subject, body]
+    params = [kind, f"{kind}:", f":{event_key}", subject, body, appeal_until]
     params += [Notification.Status.PENDING, timezone.now(), *select_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         created = cursor.rowcount
     if created:
-        from benefits.tasks import notifications_flush_task
-
-        transaction.on_commit(notifications_flush_task.delay, robust=True)
+        transaction.on_commit(_flush_soon, robust=True)
     return created
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one chunk of sending did: messages looked at, sent, and the last id looked at."""
+
+    seen: int
+    sent: int
+    last_id: int
+
+
+def notifications_send_chunk(
+    *, ids: list[int] | None = None, after: int = 0, fresh_only: bool = False
+) -> SendResult:
+    """Send a chunk of pending messages in one transaction; a message is sent once.
+
+    The chunk is the pending messages among `ids`, or else the next SEND_CHUNK pending
+    ones after id `after` (oldest first; `fresh_only`: those never tried). Each row stays
+    locked from its sending until the commit that marks it sent; a concurrent chunk skips
+    locked rows instead of waiting, so several workers send side by side, never the same
+    message twice. A failed message counts an attempt and waits for the next sweep.
+    """
+    pending = Notification.objects.filter(status=Notification.Status.PENDING)
+    pending = pending.filter(pk__in=ids) if ids is not None else pending.filter(pk__gt=after)
+    if fresh_only:
+        pending = pending.filter(attempts=0)
+    backend = get_backend()
+    with transaction.atomic():
+        chunk = list(pending.select_for_update(skip_locked=True).order_by("pk")[:SEND_CHUNK])
+        sent: list[int] = []
+        failed: list[Notification] = []
+        for notification in chunk:
+            try:
+                backend.send(notification)
+            except Exception as exc:  # noqa: BLE001 - any backend failure is retried later
+                notification.attempts += 1
+                notification.last_error = f"{type(exc).__name__}"[:300]
+                if notification.attempts >= MAX_ATTEMPTS:
+                    notification.status = Notification.Status.FAILED
+                failed.append(notification)
+                logger.warning(
+                    "notification #%s failed (attempt %s)", notification.pk, notification.attempts
+                )
+            else:
+                sent.append(notification.pk)
+        if sent:
+            Notification.objects.filter(pk__in=sent).update(
+                status=Notification.Status.SENT,
+                sent_at=timezone.now(),
+                attempts=F("attempts") + 1,
+            )
+        if failed:
+            Notification.objects.bulk_update(failed, ["attempts", "last_error", "status"])
+    return SendResult(seen=len(chunk), sent=len(sent), last_id=chunk[-1].pk if chunk else after)
 
 
 def notification_send(*, notification_id: int) -> bool:
     """Send one pending message; True once it is sent. A sent message is never sent again."""
-    with transaction.atomic():
-        notification = Notification.objects.select_for_update().filter(pk=notification_id).first()
-        if notification is None or notification.status != Notification.Status.PENDING:
-            return notification is not None and notification.status == Notification.Status.SENT
-        notification.attempts += 1
-        try:
-            # Sent while the row is locked: a concurrent run of the task waits, then skips.
-            get_backend().send(notification)
-        except Exception as exc:  # noqa: BLE001 - any backend failure is retried later
-            notification.last_error = f"{type(exc).__name__}"[:300]
-            if notification.attempts >= MAX_ATTEMPTS:
-                notification.status = Notification.Status.FAILED
-            notification.save(update_fields=["attempts", "last_error", "status"])
-            logger.warning(
-                "notification #%s failed (attempt %s)", notification.pk, notification.attempts
-            )
-            return False
-        notification.status = Notification.Status.SENT
-        notification.sent_at = timezone.now()
-        notification.save(update_fields=["attempts", "status", "sent_at"])
-        return True
+    notifications_send_chunk(ids=[notification_id])
+    return Notification.objects.filter(pk=notification_id, status=Notification.Status.SENT).exists()
 
 
-def notifications_pending_ids(*, limit: int = 500) -> list[int]:
-    """Pending messages, oldest first, for the periodic sweep after an outage."""
-    return list(
-        Notification.objects.filter(status=Notification.Status.PENDING)
-        .order_by("created_at", "id")
-        .values_list("id", flat=True)[:limit]
-    )
+def notifications_send_soon(notification_id: int) -> None:
+    """Have a committed message sent: at once when tasks run eagerly, else by the next
+    flush (see _flush_soon)."""
+    if current_app.conf.task_always_eager:
+        notifications_send_chunk(ids=[notification_id])
+    else:
+        _flush_soon()
+
+
+def _flush_soon() -> None:
+    """Send the messages committed so far by one flush, FLUSH_DELAY seconds from now.
+
+    Commits within the delay share that flush (a shared cache key says it is on its way),
+    so a round's messages go out in chunks, not one task and one transaction each.
+    """
+    from benefits.tasks import notifications_flush_task
+
+    if current_app.conf.task_always_eager:
+        notifications_flush_task.delay(fresh_only=True)
+        return
+    if not cache.add(FLUSH_SCHEDULED_KEY, 1, timeout=FLUSH_DELAY):
+        return  # that flush starts after the key expires and finds this commit's messages
+    try:
+        notifications_flush_task.apply_async(kwargs={"fresh_only": True}, countdown=FLUSH_DELAY)
+    except Exception:
+        # The broker is down: the next commit tries again, and the periodic sweep sends it.
+        cache.delete(FLUSH_SCHEDULED_KEY)
+        raise

@@ -7,15 +7,19 @@ id. Anyone given the round's seed and the list of application ids can recompute 
 
 import hashlib
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from django.db import transaction
+from django.db.models import Case, CharField, QuerySet, Value, When
+from django.db.models.functions import SHA256, Cast, Concat
 from django.utils import timezone
 
 from benefits.models import Application, Notification, Round
 from benefits.notifications import notification_enqueue, notification_enqueue_many
 from core.audit import audit_record
-from core.fsm import require_transition
+from core.fsm import bulk_transition, require_transition, transition_states
 from core.models import AuditEvent
 
 PRIORITY_TIERS = {
@@ -24,6 +28,19 @@ PRIORITY_TIERS = {
     Application.IncomeCategory.NONE: 3,
 }
 SELECTION_ORDER = ("priority_tier", "lottery_key", "id")
+CANDIDATE_STATUSES = (Application.Status.APPROVED, Application.Status.WAITLISTED)
+RUN_ACTION = "round.select"
+# Candidates read, locked and written per statement.
+CHUNK = 2000
+# How a candidate moves: the message it gets, the audit action, the state it ends in.
+MOVES = {
+    move: (kind, f"application.{action}", transition_states(Application, move)[1])
+    for move, kind, action in (
+        ("select", Notification.Kind.SELECTED, "selected"),
+        ("promote", Notification.Kind.SELECTED, "selected"),
+        ("waitlist", Notification.Kind.WAITLISTED, "waitlisted"),
+    )
+}
 
 
 def lottery_key(seed: str, application_id: int) -> str:
@@ -43,12 +60,43 @@ def _seats_taken(round_: Round) -> int:
     return Application.objects.filter(round=round_, status=Application.Status.SELECTED).count()
 
 
+def _chunks(iterable: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+class _LotteryHash(SHA256):
+    """Django's SHA256 (lowercase hex), on PostgreSQL with its built-in sha256() rather than
+    pgcrypto's digest(), which a plain database does not have."""
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "ENCODE(SHA256(CONVERT_TO(%(expressions)s, 'UTF8')), 'hex')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def _assign_lottery_keys(candidates: QuerySet, seed: str) -> None:
+    """Give each candidate without one its tier and lottery key, in one statement: the
+    database computes lottery_key() itself (SHA-256 of "<seed>:<id>", lowercase hex)."""
+    candidates.filter(lottery_key="").update(
+        priority_tier=Case(
+            *(
+                When(income_category=category, then=Value(tier))
+                for category, tier in PRIORITY_TIERS.items()
+            )
+        ),
+        lottery_key=_LotteryHash(Concat(Value(f"{seed}:"), Cast("pk", CharField()))),
+    )
+
+
 @transaction.atomic
 def round_select(*, round_: Round, actor) -> SelectionResult:
     """Rank the approved applications and fill the remaining capacity; waitlist the rest.
 
     Running it again later places newly approved applications without displacing anyone
     already selected; waitlisted applications compete again in the same published order.
+    The candidates are read in that order a chunk at a time (memory does not grow with
+    the round), each chunk locked, moved, audited and told in one go.
     """
     # Lock order everywhere: round, then applications, then payments.
     round_ = Round.objects.select_for_update().select_related("program").get(pk=round_.pk)
@@ -58,21 +106,18 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
         round_.selection_seed = secrets.token_hex(16)
     round_.select()
     round_.save()
-
-    now = timezone.now()
-    candidates = list(
-        Application.objects.select_for_update()
-        .filter(
-            round=round_,
-            status__in=[Application.Status.APPROVED, Application.Status.WAITLISTED],
-        )
-        .order_by("id")
+    # Names this run in its messages' dedupe keys: the same run never tells anyone twice,
+    # a later run (newly approved applications) tells the ones it places.
+    run_number = (
+        1
+        + AuditEvent.objects.filter(
+            object_type=Round._meta.label_lower, object_id=str(round_.pk), action=RUN_ACTION
+        ).count()
     )
-    for application in candidates:
-        if not application.lottery_key:
-            application.priority_tier = PRIORITY_TIERS[application.income_category]
-            application.lottery_key = lottery_key(round_.selection_seed, application.pk)
-    candidates.sort(key=lambda a: (a.priority_tier, a.lottery_key, a.pk))
+    event_key = f"select{round_.pk}.{run_number}"
+
+    candidates = Application.objects.filter(round=round_, status__in=CANDIDATE_STATUSES)
+    _assign_lottery_keys(candidates, round_.selection_seed)
 
     seats = max(round_.capacity - _seats_taken(round_), 0)
     # Money as well as seats: selection never commits more than what the budget has left
@@ -81,70 +126,69 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
 
     seats = min(seats, max(round_budget_ledger(round_).available, 0) // round_.amount)
 
-    changed: list[Application] = []
-    events: list[AuditEvent] = []
-    selected_ids: list[int] = []
-    waitlisted_ids: list[int] = []
-    for position, application in enumerate(candidates):
-        from_app_state = application.status
-        if position < seats:
-            if from_app_state == Application.Status.APPROVED:
-                application.select()
+    now = timezone.now()
+    selected = waitlisted = position = 0
+    order = candidates.order_by(*SELECTION_ORDER).values_list("pk", flat=True)
+    for ids in _chunks(order.iterator(chunk_size=CHUNK), CHUNK):
+        # Locked here, a chunk at a time; one that left the candidates since is passed over.
+        locked = {
+            pk: (status, tier)
+            for pk, status, tier in candidates.select_for_update()
+            .filter(pk__in=ids)
+            .values_list("pk", "status", "priority_tier")
+        }
+        moves: dict[str, list[int]] = {name: [] for name in MOVES}
+        events: list[AuditEvent] = []
+        for pk in ids:
+            if pk not in locked:
+                continue
+            position += 1
+            from_app_state, tier = locked[pk]
+            if selected < seats:
+                approved = from_app_state == Application.Status.APPROVED
+                move = "select" if approved else "promote"
+                selected += 1
+            elif from_app_state == Application.Status.APPROVED:
+                move = "waitlist"
+                waitlisted += 1
             else:
-                application.promote()
-            application.selected_at = now
-            selected_ids.append(application.pk)
-        elif from_app_state == Application.Status.APPROVED:
-            application.waitlist()
-            waitlisted_ids.append(application.pk)
-        else:
-            continue  # still waitlisted, in the same order as before
-        application.updated_at = now
-        changed.append(application)
-        events.append(
-            AuditEvent(
-                actor=actor,
-                action="application.selected" if position < seats else "application.waitlisted",
-                object_type=Application._meta.label_lower,
-                object_id=str(application.pk),
-                from_state=from_app_state,
-                to_state=application.status,
-                data={"priority_tier": application.priority_tier, "position": position + 1},
+                continue  # still waitlisted, in the same order as before
+            moves[move].append(pk)
+            _kind, action, to_state = MOVES[move]
+            events.append(
+                AuditEvent(
+                    actor=actor,
+                    action=action,
+                    object_type=Application._meta.label_lower,
+                    object_id=str(pk),
+                    from_state=from_app_state,
+                    to_state=to_state,
+                    data={"priority_tier": tier, "position": position},
+                )
             )
-        )
-    Application.objects.bulk_update(
-        changed,
-        ["status", "priority_tier", "lottery_key", "selected_at", "updated_at"],
-        batch_size=1000,
-    )
-    AuditEvent.objects.bulk_create(events, batch_size=1000)
-    run = audit_record(
+        for move, moved in moves.items():
+            if not moved:
+                continue
+            fields = {"updated_at": now}
+            if MOVES[move][0] == Notification.Kind.SELECTED:
+                fields["selected_at"] = now
+            bulk_transition(Application.objects.filter(pk__in=moved), move, **fields)
+            notification_enqueue_many(
+                rows=Application.objects.filter(pk__in=moved),
+                kind=MOVES[move][0],
+                event_key=event_key,
+            )
+        AuditEvent.objects.bulk_create(events)
+    audit_record(
         actor=actor,
         obj=round_,
-        action="round.select",
+        action=RUN_ACTION,
         from_state=from_state,
         to_state=round_.status,
-        data={
-            "seed": round_.selection_seed,
-            "selected": len(selected_ids),
-            "waitlisted": len(waitlisted_ids),
-        },
+        data={"seed": round_.selection_seed, "selected": selected, "waitlisted": waitlisted},
     )
-    for kind, ids in (
-        (Notification.Kind.SELECTED, selected_ids),
-        (Notification.Kind.WAITLISTED, waitlisted_ids),
-    ):
-        for start in range(0, len(ids), 5000):
-            notification_enqueue_many(
-                rows=Application.objects.filter(pk__in=ids[start : start + 5000]),
-                kind=kind,
-                event_key=f"select{run.pk}",
-            )
     return SelectionResult(
-        round=round_,
-        selected=len(selected_ids),
-        waitlisted=len(waitlisted_ids),
-        seats_left=seats - len(selected_ids),
+        round=round_, selected=selected, waitlisted=waitlisted, seats_left=seats - selected
     )
 
 

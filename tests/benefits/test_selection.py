@@ -1,11 +1,13 @@
 """Selection: priority tiers, a lottery anyone can recompute, the waitlist and promotion."""
 
 import hashlib
+from collections import Counter
 
 import pytest
 
 from benefits.models import Application, Notification, Round
 from benefits.services import application_withdraw
+from core.models import AuditEvent
 from payments.models import DisbursementBatch, Payment
 from tests.conftest import client_for
 from tests.factories import RoundFactory, UserFactory, approved_applications
@@ -156,3 +158,49 @@ def test_a_completed_round_promotes_nobody(manager, round_):
     leaving = Application.objects.filter(round=round_, status="selected").first()
     application_withdraw(application=leaving, actor=leaving.applicant.user)
     assert statuses(round_)[waiting.pk] == "waitlisted"
+
+
+def test_a_selection_read_in_many_chunks_keeps_the_published_order(manager, db, monkeypatch):
+    # Chunks of 4 over 21 candidates: the order, the positions and the messages are those
+    # of one sorted list, whatever the chunk boundaries.
+    from benefits import selection
+
+    monkeypatch.setattr(selection, "CHUNK", 4)
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=9)
+    apps = approved_applications(round_, 7, income_category=NONE)
+    apps += approved_applications(round_, 7, income_category=NEAR)
+    apps += approved_applications(round_, 7, income_category=BASIC)
+    seed = select(manager, round_)["selection_seed"]
+    tiers = {BASIC: 1, NEAR: 2, NONE: 3}
+    recomputed = sorted(
+        apps,
+        key=lambda a: (
+            tiers[a.income_category],
+            hashlib.sha256(f"{seed}:{a.pk}".encode()).hexdigest(),
+        ),
+    )
+    result = statuses(round_)
+    assert [result[a.pk] for a in recomputed] == ["selected"] * 9 + ["waitlisted"] * 12
+    positions = dict(
+        AuditEvent.objects.filter(
+            action__in=["application.selected", "application.waitlisted"]
+        ).values_list("object_id", "data__position")
+    )
+    assert [positions[str(a.pk)] for a in recomputed] == list(range(1, 22))
+    told = Notification.objects.filter(application__round=round_)
+    assert sorted(told.values_list("application_id", flat=True)) == sorted(a.pk for a in apps)
+
+
+def test_a_second_run_tells_only_the_ones_it_places(manager, round_):
+    approved_applications(round_, 2, income_category=NONE)
+    select(manager, round_)
+    late = approved_applications(round_, 2, income_category=BASIC)
+    select(manager, round_)
+    # The first run's two were told once; the second run told its two, under its own key.
+    per_application = Counter(
+        Notification.objects.filter(application__round=round_).values_list(
+            "application_id", flat=True
+        )
+    )
+    assert set(per_application.values()) == {1}
+    assert {a.pk for a in late} <= set(per_application)

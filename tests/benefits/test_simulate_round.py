@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, Sum
 
-from benefits.models import Applicant, Application, Program, Round
+from benefits.models import Applicant, Application, Notification, Program, Round
 from benefits.reports import round_report
 from benefits.simulation import Simulation, SimulationError, intake, population
 from benefits.simulation.waiting import wait_until
@@ -126,6 +127,31 @@ def test_a_scholarship_round_adds_up_and_runs_twice_on_one_database():
         for secret in (applicant.rrn, applicant.rrn[:6] + "-" + applicant.rrn[6:]):
             assert secret not in first + second
         assert applicant.account_number not in first + second
+
+
+SENT: list[int] = []
+
+
+class RecordingBackend:
+    def send(self, notification):
+        SENT.append(notification.pk)
+
+
+def test_every_message_of_a_round_is_sent_exactly_once(settings):
+    # Submitted, approved, rejected, documents requested, selected, waitlisted, paid,
+    # payment failed: each told once, whichever path (one by one or a flush) sent it.
+    SENT.clear()
+    settings.BAEUM_NOTIFICATION_BACKEND = "tests.benefits.test_simulate_round.RecordingBackend"
+    simulate("--applicants", "40", "--fail-rate", "0.2", "--keep", "--seed", "7")
+    (round_,) = simulated_rounds()
+    messages = Notification.objects.filter(application__round=round_)
+    assert set(messages.values_list("status", flat=True)) == {Notification.Status.SENT}
+    assert Counter(SENT) == Counter(messages.values_list("pk", flat=True))
+    kinds = set(messages.values_list("kind", flat=True))
+    assert {"submitted", "approved", "rejected", "selected", "waitlisted", "paid"} <= kinds
+    # Each application is told of each event once.
+    per_event = Counter(messages.values_list("application_id", "kind"))
+    assert max(per_event.values()) <= 2  # a resubmission is a second submission
 
 
 def test_a_voucher_round_credits_redeems_and_settles():
@@ -324,6 +350,16 @@ def test_a_round_played_against_a_real_worker_adds_up(worker):
     (round_,) = simulated_rounds()
     assert_round_holds(round_)
     assert Payment.objects.filter(round=round_, status=Payment.Status.REISSUED).exists()
+    # The worker's flushes send every message of the round, each at its first try (the
+    # last ones a flush delay after the run's last commit).
+    messages = Notification.objects.filter(application__round=round_)
+    deadline = time.monotonic() + 30
+    while messages.filter(status=Notification.Status.PENDING).exists():
+        assert time.monotonic() < deadline, list(
+            messages.filter(status=Notification.Status.PENDING).values_list("kind", "created_at")
+        )
+        time.sleep(0.2)
+    assert set(messages.values_list("status", "attempts")) == {(Notification.Status.SENT, 1)}
 
 
 def test_a_replacement_account_is_never_another_citizens_first_account():
