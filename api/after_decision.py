@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.idempotency import idempotent
+from api.parsers import JSONParser, MultiPartParser
 from api.permissions import IsCaseworker, IsCitizen
 from api.review import ReviewDetailSerializer
 from api.serializers import ApplicationSerializer, ReasonSerializer, StrictSerializer
@@ -54,7 +55,6 @@ class MatchResolveSerializer(StrictSerializer):
 
 
 _REFUSED = {
-    400: OpenApiResponse(description="a field is missing or wrong"),
     403: OpenApiResponse(description="not this role (or the caseworker who rejected)"),
     404: OpenApiResponse(description="no such application (or match)"),
     409: OpenApiResponse(description="the application is not in a state that allows it"),
@@ -196,13 +196,12 @@ class ReviewTrainingEndedApi(_ReviewActionApi):
     refunded course)."""
 
     input_serializer = TrainingEndSerializer
+    # JSON, or multipart/form-data with the institution's notice as `evidence`.
+    parser_classes = [JSONParser, MultiPartParser]
 
     @extend_schema(
         summary="Record a training that ended early: revoke, or open a recovery if paid",
-        request={
-            "application/json": TrainingEndSerializer,
-            "multipart/form-data": TrainingEndSerializer,
-        },
+        request=TrainingEndSerializer,
         responses={200: ReviewDetailSerializer, **_REFUSED},
     )
     def post(self, request, pk: int):

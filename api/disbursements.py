@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from api.errors import FileDownloadNegotiation, field_error
 from api.idempotency import idempotent
-from api.parsers import FormParser, MultiPartParser
+from api.parsers import MultiPartParser
 from api.permissions import role_permission
 from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
 from api.views import IDEMPOTENCY_PARAMETER, MAX_ID
@@ -34,7 +34,9 @@ CanReadBatches = role_permission(Role.FINANCE, Role.AUDITOR)
 class BankFileSerializer(serializers.Serializer):
     format = serializers.CharField()
     downloaded_at = serializers.DateTimeField(allow_null=True)
-    downloaded_by = serializers.CharField(source="downloaded_by.username", default=None)
+    downloaded_by = serializers.CharField(
+        source="downloaded_by.username", default=None, allow_null=True
+    )
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
     payments_count = serializers.IntegerField()
@@ -55,14 +57,16 @@ class BatchSerializer(serializers.Serializer):
     total_amount = serializers.SerializerMethodField()
     counts = serializers.SerializerMethodField()
     prepared_by = serializers.CharField(source="prepared_by.username")
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_by = serializers.CharField(
+        source="approved_by.username", default=None, allow_null=True
+    )
     created_at = serializers.DateTimeField()
-    submitted_at = serializers.DateTimeField()
-    approved_at = serializers.DateTimeField()
-    sent_at = serializers.DateTimeField()
-    reconciled_at = serializers.DateTimeField()
-    closed_at = serializers.DateTimeField()
-    cancelled_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+    approved_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True)
+    reconciled_at = serializers.DateTimeField(allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
 
     def _totals(self, obj) -> dict:
         if not hasattr(obj, "_totals"):
@@ -116,9 +120,9 @@ class PaymentSerializer(serializers.Serializer):
     hold_reason = serializers.CharField()
     failure_reason = serializers.CharField()
     reissue_of = serializers.IntegerField(source="reissue_of_id", allow_null=True)
-    sent_at = serializers.DateTimeField()
-    paid_at = serializers.DateTimeField()
-    failed_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    paid_at = serializers.DateTimeField(allow_null=True)
+    failed_at = serializers.DateTimeField(allow_null=True)
 
     def get_flags(self, obj) -> list[str]:
         return selectors.payment_flags(obj)
@@ -316,10 +320,10 @@ class DisbursementExportApi(APIView):
 )
 class DisbursementResultsApi(APIView):
     permission_classes = [IsFinance]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a file travels in multipart/form-data alone
 
     @extend_schema(
-        request={"multipart/form-data": ResultUploadSerializer},
+        request=ResultUploadSerializer,
         responses={200: ResultImportSerializer},
         parameters=[IDEMPOTENCY_PARAMETER],
     )

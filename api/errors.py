@@ -7,7 +7,8 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions
@@ -78,8 +79,17 @@ def _json_error(status: int, code: str, detail: str) -> JsonResponse:
     return JsonResponse(body, status=status)
 
 
+@csrf_exempt  # no path here, whatever the method: a POST is as unknown as a GET
 def api_not_found(request, *args, **kwargs):
     return _json_error(404, "not_found", "Not found.")
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a JSON 403 under /api/ (as DRF answers a session without its
+    CSRF token), Django's page elsewhere (the admin, the staff pages)."""
+    if request.path.startswith("/api/"):
+        return _json_error(403, "permission_denied", f"CSRF Failed: {reason}")
+    return csrf.csrf_failure(request, reason)
 
 
 def handler404(request, exception):

@@ -21,7 +21,9 @@ from api.models import IdempotencyKey
 from core.transactions import all_or_nothing, insert_unless_conflict
 
 HEADER = "Idempotency-Key"
-_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+# 1 to 255 visible ASCII characters; the schema states the same pattern.
+KEY_PATTERN = r"^[!-~]{1,255}$"
+_KEY_RE = re.compile(KEY_PATTERN)
 
 
 def _canonical(value):
@@ -136,7 +138,7 @@ def idempotent(handler):
         key = request.headers.get(HEADER)
         if key is None or not request.user.is_authenticated:
             return handler(view, request, *args, **kwargs)
-        if not _KEY_RE.match(key):
+        if not _KEY_RE.fullmatch(key):
             raise field_error(
                 HEADER,
                 "The Idempotency-Key must be 1 to 255 visible ASCII characters.",

@@ -111,10 +111,6 @@ class RecoveryFilter(filters.FilterSet):
 
 
 _REFUSED = {
-    400: OpenApiResponse(
-        description="a field is missing or wrong (`amount`: "
-        "`exceeds_outstanding` for more than is owed)"
-    ),
     403: OpenApiResponse(
         description="not finance (or, approving a waiver, its requester: `maker_checker`)"
     ),

@@ -9,9 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.idempotency import idempotent
-from api.parsers import FormParser, MultiPartParser
+from api.parsers import MultiPartParser
 from api.permissions import IsProgramManager, role_permission
 from api.serializers import StrictSerializer
+from api.views import IDEMPOTENCY_PARAMETER
 from core.roles import Role
 from eligibility.imports import registry_import_create
 from eligibility.models import RegistryImportJob, RegistryKind
@@ -48,20 +49,15 @@ class RegistryImportJobSerializer(serializers.Serializer):
 )
 class RegistryImportCreateApi(APIView):
     permission_classes = [IsProgramManager]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a file travels in multipart/form-data alone
 
     @extend_schema(
         operation_id="registry_import_create",
-        request={"multipart/form-data": RegistryImportUploadSerializer},
+        request=RegistryImportUploadSerializer,
         responses={202: RegistryImportJobSerializer},
         parameters=[
             OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=RegistryKind.values),
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Retry-safe key: the same key and body replay the first response.",
-            ),
+            IDEMPOTENCY_PARAMETER,
         ],
     )
     @idempotent

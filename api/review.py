@@ -50,7 +50,7 @@ class ApplicantSummarySerializer(serializers.Serializer):
     bank_code = serializers.CharField()
     account_number = serializers.CharField(source="account_number_masked")
     account_holder = serializers.CharField()
-    account_changed_at = serializers.DateTimeField()
+    account_changed_at = serializers.DateTimeField(allow_null=True)
 
 
 class RuleResultSerializer(serializers.Serializer):
@@ -137,7 +137,7 @@ class RecoverySummarySerializer(serializers.Serializer):
 class HistorySerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     action = serializers.CharField()
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
     from_state = serializers.CharField()
     to_state = serializers.CharField()
     reason = serializers.CharField()
@@ -150,7 +150,7 @@ class ReviewListSerializer(serializers.Serializer):
     status = serializers.CharField()
     income_category = serializers.CharField()
     applicant = serializers.SerializerMethodField()
-    submitted_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
     screening_outcome = serializers.SerializerMethodField()
     flags = serializers.SerializerMethodField()
     appeal_deadline = serializers.SerializerMethodField()
@@ -191,7 +191,7 @@ class ReviewDetailSerializer(ReviewListSerializer):
     training = serializers.SerializerMethodField()
     documents = DocumentSerializer(many=True)
     decision_reason = serializers.CharField()
-    decided_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
     screening = serializers.SerializerMethodField()
     appeal = serializers.SerializerMethodField()
     open_flags = serializers.SerializerMethodField()

@@ -15,8 +15,9 @@ from rest_framework.views import APIView
 
 from api import examples
 from api import serializers as s
+from api.idempotency import KEY_PATTERN as IDEMPOTENCY_KEY_PATTERN
 from api.idempotency import idempotent
-from api.parsers import FormParser, JSONParser, MultiPartParser
+from api.parsers import JSONParser, MultiPartParser
 from api.permissions import IsCitizen, IsProgramManager, role_permission
 from benefits import document_services, rounds, selectors, services
 from benefits.models import Application, Document, Round
@@ -27,7 +28,7 @@ CanReadLedger = role_permission(Role.PROGRAM_MANAGER, Role.FINANCE, Role.AUDITOR
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 255},
     OpenApiParameter.HEADER,
     description="Retry-safe key: the same key and body replay the first response.",
 )
@@ -248,7 +249,7 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     serializer_class = s.ApplicationSerializer
     filterset_class = ApplicationFilter
     lookup_value_regex = ID_REGEX
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [JSONParser]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -294,10 +295,10 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 )
 class ApplicationDocumentCreateApi(APIView):
     permission_classes = [IsCitizen]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]  # a file travels in multipart/form-data alone
 
     @extend_schema(
-        request={"multipart/form-data": s.DocumentUploadSerializer},
+        request=s.DocumentUploadSerializer,
         responses={
             201: s.DocumentSerializer,
             409: OpenApiResponse(

@@ -30,26 +30,31 @@ _VERDICTS_LOCK = threading.Lock()
 _NOT_REMEMBERED = {"it took too long to read", "the reader stopped"}  # the limits, not the file
 
 
-def _refused(message: str, code: str) -> ValidationError:
-    return ValidationError({"file": ValidationError(message, code=code)})
+def _refused(field: str, message: str, code: str) -> ValidationError:
+    return ValidationError({field: ValidationError(message, code=code)})
 
 
-def document_content_type(*, uploaded: UploadedFile) -> str:
+def document_content_type(*, uploaded: UploadedFile, field: str = "file") -> str:
     """Return the upload's MIME type once its size, type and content are checked; raise a
-    ValidationError on `file` otherwise."""
+    ValidationError on `field`, the request's field that carried it, otherwise."""
     limit = settings.BAEUM_MAX_DOCUMENT_BYTES
     if uploaded.size > limit:
-        raise _refused(f"The file is larger than {limit // (1024 * 1024)} MB.", "file_too_large")
+        raise _refused(
+            field, f"The file is larger than {limit // (1024 * 1024)} MB.", "file_too_large"
+        )
     uploaded.seek(0)
     content = uploaded.read()
     uploaded.seek(0)
     detected = filetype.guess(content[:8192])
     mime = detected.mime if detected else None
     if mime not in ALLOWED_DOCUMENT_TYPES:
-        raise _refused("The file must be a PDF, PNG or JPEG document.", "unsupported_file_type")
+        raise _refused(
+            field, "The file must be a PDF, PNG or JPEG document.", "unsupported_file_type"
+        )
     verdict = _verdict(content, mime)
     if verdict != "ok":
         raise _refused(
+            field,
             f"The file begins as a {_NAMES[mime]} but could not be read as one ({verdict}). "
             f"Save or scan it again and upload the new file.",
             "unreadable_file",

@@ -78,7 +78,9 @@ def application_training_end(
     if not actor.has_perm("benefits.review_application"):
         raise PermissionDenied
     # Parsed before the transaction: the check may take seconds, and holds no lock.
-    mime = document_content_type(uploaded=evidence) if evidence is not None else None
+    mime = (
+        document_content_type(uploaded=evidence, field="evidence") if evidence is not None else None
+    )
     with transaction.atomic():
         return _training_end(
             application, actor, ended_on=ended_on, reason=reason, evidence=evidence, mime=mime

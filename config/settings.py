@@ -84,6 +84,8 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
+# A refused CSRF check is JSON under /api/, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "api.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -349,11 +351,8 @@ REST_FRAMEWORK = {
     # The client address of throttles (and, through core.auth.client_ip, of lockouts).
     "NUM_PROXIES": BAEUM_TRUSTED_PROXIES,
     # Size, nesting and characters checked before a view sees the data (api.parsers).
-    "DEFAULT_PARSER_CLASSES": [
-        "api.parsers.JSONParser",
-        "api.parsers.MultiPartParser",
-        "api.parsers.FormParser",
-    ],
+    # JSON in; the upload views take multipart/form-data instead.
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 DRF_STANDARDIZED_ERRORS = {
@@ -399,6 +398,8 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+        # Every error status and code the server answers (api/schema.py).
+        "api.schema.postprocess_error_responses",
     ],
 }
 

@@ -34,7 +34,6 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from drf_spectacular.generators import SchemaGenerator
 
 from tests.api.access_scene import build_scene, endpoint_of, request_body
-from tests.factories import UserFactory
 
 API = "/api/v1"
 ROLES = ("anon", "a", "b", "cw", "pm", "fin", "chk", "prv", "aud")
@@ -204,29 +203,6 @@ def call(scene, role: str, method: str, path: str):
 
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
-
-
-@pytest.fixture
-def quick(settings, monkeypatch):
-    """Keep the matrix quick: what it measures is who gets in, not how long that takes.
-
-    A password is hashed at each registration and checked at each sign-in (about a second
-    each with the production hasher), and the schema endpoint generates the schema anew
-    each time (seconds): here a cheap hasher, and the schema generated once for all roles
-    (the schema does not depend on who asks: it is served public).
-    """
-    # The factories hash their password once per run: with the suite's hasher, not this one.
-    UserFactory.build()
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    generated = {}
-    get_schema = SchemaGenerator.get_schema
-
-    def get_schema_once(self, request=None, public=False):
-        if public not in generated:
-            generated[public] = get_schema(self, request=request, public=public)
-        return generated[public]
-
-    monkeypatch.setattr(SchemaGenerator, "get_schema", get_schema_once)
 
 
 @pytest.mark.django_db

@@ -367,6 +367,19 @@ def test_the_evidence_document_is_kept_with_the_recovery(caseworker):
     assert [d["id"] for d in response.json()["documents"]] == [recovery.evidence_id]
 
 
+def test_evidence_that_is_no_document_is_refused_on_its_own_field(caseworker):
+    application = paid()
+    notice = SimpleUploadedFile("notice.pdf", b"MZ not a document", "application/pdf")
+
+    response = training_ended(caseworker, application, evidence=notice)
+
+    assert response.status_code == 400
+    assert [(e["attr"], e["code"]) for e in response.json()["errors"]] == [
+        ("evidence", "unsupported_file_type")
+    ]
+    assert not Recovery.objects.filter(application=application).exists()
+
+
 def test_the_ledger_and_the_report_show_recovered_and_to_recover(recovery, finance1, manager):
     repay(finance1, recovery.pk, 33_333)
 
