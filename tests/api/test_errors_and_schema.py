@@ -5,7 +5,9 @@ import re
 
 import pytest
 from django.core.management import call_command
+from django.http import HttpResponse
 from django.test import Client, RequestFactory
+from django.urls import path as route
 from drf_spectacular.generators import SchemaGenerator
 
 from api.errors import csrf_failure, handler500
@@ -108,6 +110,21 @@ def test_a_refused_csrf_check_is_json_under_api_and_a_page_elsewhere():
     elsewhere = csrf_failure(RequestFactory().post("/admin/login/"), "no token")
     assert elsewhere.status_code == 403
     assert elsewhere["Content-Type"].startswith("text/html")
+
+
+def _a_form_view(request):
+    return HttpResponse("posted")
+
+
+# A view that Django's CSRF check guards, under /api/ (every view of Baeum's there is exempt).
+urlpatterns = [route("api/v1/form/", _a_form_view)]
+
+
+@pytest.mark.urls(__name__)
+def test_a_csrf_failure_under_api_is_answered_in_json(db):
+    response = Client(enforce_csrf_checks=True).post("/api/v1/form/", {"a": 1})
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["code"] == "permission_denied"
 
 
 def test_the_admin_login_without_csrf_token_still_gets_djangos_page(db):
