@@ -29,6 +29,9 @@ FINANCE_WRITE = (FINANCE,)
 ROUNDS_READ = (MANAGER, AUDITOR)
 ROUNDS_WRITE = (MANAGER,)
 REPORTS_READ = STAFF
+# Recoveries (환수): finance records repayments and waivers; managers and auditors read.
+RECOVERY_READ = (FINANCE, MANAGER, AUDITOR)
+RECOVERY_WRITE = (FINANCE,)
 
 ROLE_NAMES = {
     CASEWORKER: _("Caseworker"),
@@ -49,6 +52,7 @@ class Menu:
 MENUS = (
     Menu("queue", _("Review queue"), "staff:queue", REVIEW_READ),
     Menu("batches", _("Disbursements"), "staff:batch_list", FINANCE_READ),
+    Menu("recoveries", _("Recoveries"), "staff:recovery_list", RECOVERY_READ),
     Menu("rounds", _("Rounds"), "staff:round_list", ROUNDS_READ),
     Menu("registries", _("Registries"), "staff:registry_list", ROUNDS_READ),
     Menu("reports", _("Reports"), "staff:report_list", REPORTS_READ),

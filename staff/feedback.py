@@ -44,6 +44,27 @@ CODE_MESSAGES = {
         "This flag is no longer open: it may have been cleared already. The page shows it as "
         "it is now."
     ),
+    "payment_in_progress": _(
+        "A payment for this application is on its way: have finance hold it out of its batch "
+        "before approval, or record the end once the bank's result is in."
+    ),
+    "voucher_program": _(
+        "A voucher's unused balance is handled by the voucher ledger: there is no scholarship "
+        "to recover."
+    ),
+    "recovery_exists": _("The end of this training is recorded already, with its recovery."),
+    "outside_training": _(
+        "The last day attended must fall within the training, before its last day."
+    ),
+    "no_training": _("The application names no training period."),
+    "future": _("A date in the future cannot be recorded."),
+    "exceeds_outstanding": _("The repayment is more than is still owed."),
+    "before_training_end": _("A repayment cannot be dated before the training ended."),
+    "recovery_closed": _("This recovery is repaid or waived already: nothing more is owed."),
+    "waiver_pending": _("A waiver of this recovery already waits for approval."),
+    "no_waiver_requested": _("Nobody asked to waive this recovery: request the waiver first."),
+    "file_too_large": _("The file is too large."),
+    "unsupported_file_type": _("The file must be a PDF, PNG or JPEG document."),
     "stored_file_unreadable": _(
         "The stored file could not be read whole; nothing was served. Tell the administrator."
     ),
@@ -55,9 +76,13 @@ def _text(code: str | None, fallback: str) -> str:
     return str(CODE_MESSAGES.get(code or "", fallback))
 
 
-def report_refusal(request, exc: Exception) -> None:
-    """Put the reason a service refused on the page, as messages."""
+def report_refusal(request, exc: Exception, *, codes: dict | None = None) -> None:
+    """Put the reason a service refused on the page, as messages; `codes` gives this page's
+    own words for some codes (the same code may mean another object elsewhere)."""
     if isinstance(exc, DomainError):
+        if codes and exc.code in codes:
+            messages.error(request, str(codes[exc.code]))
+            return
         messages.error(request, _text(exc.code, exc.message))
         for detail, _code in exc.details:
             # One line of a rejected file each; the service's words name the line.
@@ -88,13 +113,14 @@ REFUSALS = (
 )
 
 
-def run_service(request, call, *, success: str | None = None):
+def run_service(request, call, *, success: str | None = None, codes: dict | None = None):
     """Call a service; on success add `success` as a message and return (True, its result),
-    on a refusal put the reason on the page and return (False, None)."""
+    on a refusal put the reason on the page (in `codes`' words for those) and return
+    (False, None)."""
     try:
         result = call()
     except REFUSALS as exc:
-        report_refusal(request, exc)
+        report_refusal(request, exc, codes=codes)
         return False, None
     if success:
         messages.success(request, success)

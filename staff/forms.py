@@ -8,7 +8,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from benefits.models import Appeal, Application, ApplicationFlag, Round
+from benefits.models import Appeal, Application, ApplicationFlag, Program, Round
 from core.districts import SEOUL_DISTRICTS
 from eligibility.models import MatchResolution, RegistryKind
 from payments.models import DisbursementBatch, Payment
@@ -239,6 +239,54 @@ class MatchResolveForm(forms.Form):
         self.fields["resolution"].choices = _choices(
             labels.MATCH_RESOLUTION, MatchResolution.Resolution.values
         )
+
+
+class TrainingEndForm(forms.Form):
+    """A training that ended early, for benefits.training_end.application_training_end."""
+
+    ended_on = forms.DateField(
+        label=_("Last day attended"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+    reason = forms.CharField(
+        max_length=2000,
+        label=_("Reason (the applicant reads it)"),
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages=REASON_REQUIRED,
+    )
+    evidence = forms.FileField(
+        required=False,
+        label=_("Evidence: the institution's notice (optional)"),
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg"}),
+    )
+
+
+class RecoveryFilterForm(forms.Form):
+    OVERDUE = "overdue"
+
+    status = forms.ChoiceField(required=False, label=_("State"))
+    round = RoundChoiceField(
+        queryset=Round.objects.filter(program__code=Program.Code.SCHOLARSHIP).order_by(
+            "-applications_open_at", "-id"
+        ),
+        required=False,
+        empty_label=_("All rounds"),
+        label=_("Round"),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["status"].choices = [
+            ("", _("All states")),
+            (self.OVERDUE, _("Overdue")),
+            *_choices(labels.RECOVERY_STATUS, labels.RECOVERY_STATUS),
+        ]
+
+
+class RepaymentForm(forms.Form):
+    """Money a recipient gave back, for payments.recoveries.recovery_repayment_record."""
+
+    amount = forms.IntegerField(label=_("Amount (KRW)"), min_value=1, max_value=10**15)
+    paid_on = forms.DateField(label=_("Paid on"), widget=forms.DateInput(attrs={"type": "date"}))
 
 
 class RoundMoneyForm(forms.Form):

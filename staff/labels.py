@@ -52,12 +52,18 @@ IMPORT_STATUS = {
     "succeeded": _("Succeeded"),
     "failed": pgettext_lazy("import", "Failed"),
 }
+RECOVERY_STATUS = {
+    "open": pgettext_lazy("recovery", "Open"),
+    "repaid": pgettext_lazy("recovery", "Repaid"),
+    "waived": pgettext_lazy("recovery", "Waived"),
+}
 STATUS_TABLES = {
     "application": APPLICATION_STATUS,
     "round": ROUND_STATUS,
     "batch": BATCH_STATUS,
     "payment": PAYMENT_STATUS,
     "import": IMPORT_STATUS,
+    "recovery": RECOVERY_STATUS,
 }
 # Kept for the places that name an application's state (the queue, the history).
 STATUS = APPLICATION_STATUS
@@ -81,6 +87,8 @@ STATUS_TONE = {
     "under_review": "info",
     "waitlisted": "warn",
     "appealed": "warn",
+    "repaid": "ok",
+    "waived": "muted",
 }
 
 REVIEW_FLAG = {
@@ -90,6 +98,11 @@ REVIEW_FLAG = {
     "needs_documents": _("Documents requested"),
     "eligibility_changed": _("Eligibility changed"),
     "appeal": _("Appeal"),
+}
+
+RECOVERY_RULE = {
+    "whole": _("The whole amount"),
+    "pro_rata": _("Pro rata to the days not attended"),
 }
 
 # An appeal's decision, and a caseworker's judgement of a duplicate match.
@@ -188,6 +201,7 @@ AUDIT_ACTION = {
     "application.flag_raised": _("Flag raised"),
     "application.flag_cleared": _("Flag cleared"),
     "application.match_resolved": _("Duplicate match resolved"),
+    "application.training_ended": _("Training ended early"),
     "document.uploaded": _("Document uploaded"),
     "document.viewed": _("Document opened"),
     "applicant.rrn_revealed": _("RRN revealed"),
@@ -204,6 +218,11 @@ AUDIT_ACTION = {
     "batch.flagged_held": _("Flagged payments held out"),
     "batch.file_downloaded": _("Bank file downloaded"),
     "batch.results_imported": _("Bank results imported"),
+    "recovery.opened": _("Recovery opened"),
+    "recovery.repayment_recorded": _("Repayment recorded"),
+    "recovery.repaid": _("Repaid in full"),
+    "recovery.waiver_requested": _("Waiver requested"),
+    "recovery.waived": _("Waiver approved"),
     "round.open": _("Round opened"),
     "round.close": _("Round closed"),
     "round.select": _("Selection run"),

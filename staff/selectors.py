@@ -116,6 +116,32 @@ def latest_flags(application_ids, *, kind: str) -> dict[int, ApplicationFlag]:
     return {flag.application_id: flag for flag in flags.order_by("raised_at", "id")}
 
 
+def recovery_list(*, user, filters: dict):
+    """The recoveries (newest first) narrowed by state, overdue and round."""
+    from django.utils import timezone
+
+    from payments.models import Recovery
+
+    recoveries = payment_selectors.recovery_list(user=user)
+    status = filters.get("status")
+    if status == "overdue":
+        recoveries = recoveries.filter(status=Recovery.Status.OPEN, due_on__lt=timezone.localdate())
+    elif status:
+        recoveries = recoveries.filter(status=status)
+    if filters.get("round"):
+        recoveries = recoveries.filter(round=filters["round"])
+    return recoveries
+
+
+def object_history(obj) -> QuerySet[AuditEvent]:
+    """An object's audit trail, oldest first."""
+    return (
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .select_related("actor")
+        .order_by("at", "id")
+    )
+
+
 def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:
     batches = payment_selectors.batch_list_for_finance()
     if filters.get("round"):

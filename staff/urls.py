@@ -2,7 +2,16 @@ from django.urls import path
 from django.views.i18n import set_language
 
 import api.urls  # noqa: F401 - registers the "id" path converter (a database id, or 404)
-from staff.views import after_decision, auth, finance, registries, reports, review, rounds
+from staff.views import (
+    after_decision,
+    auth,
+    finance,
+    recoveries,
+    registries,
+    reports,
+    review,
+    rounds,
+)
 
 app_name = "staff"
 
@@ -22,6 +31,7 @@ urlpatterns = [
     path("review/<id:pk>/appeal-decision/", after_decision.appeal_decide, name="appeal_decide"),
     path("review/<id:pk>/clear-flag/", after_decision.flag_clear, name="flag_clear"),
     path("review/<id:pk>/revoke/", after_decision.revoke, name="revoke"),
+    path("review/<id:pk>/training-ended/", after_decision.training_end, name="training_end"),
     path(
         "review/<id:pk>/matches/<str:match_id>/resolve/",
         after_decision.match_resolve_view,
@@ -45,6 +55,19 @@ urlpatterns = [
     path("batches/<id:pk>/results/", finance.batch_results, name="batch_results"),
     path(
         "batches/<id:pk>/payments/<id:payment_pk>/hold/", finance.payment_hold, name="payment_hold"
+    ),
+    path("recoveries/", recoveries.recovery_list, name="recovery_list"),
+    path("recoveries/<id:pk>/", recoveries.recovery_detail, name="recovery"),
+    path(
+        "recoveries/<id:pk>/repayments/",
+        recoveries.repayment_record,
+        name="recovery_repayment",
+    ),
+    path("recoveries/<id:pk>/waive/", recoveries.waiver_request, name="recovery_waive"),
+    path(
+        "recoveries/<id:pk>/approve-waiver/",
+        recoveries.waiver_approve,
+        name="recovery_approve_waiver",
     ),
     # Program managers
     path("rounds/", rounds.round_list, name="round_list"),

@@ -73,6 +73,8 @@ def status_badge(value, kind: str = "application") -> str:
     tone = labels.STATUS_TONE.get(value, "plain")
     if kind == "payment" and value == "cancelled":
         tone = "warn"
+    if kind == "recovery" and value == "open":
+        tone = "warn"  # money still owed
     return _badge(labels.label(labels.STATUS_TABLES[kind], value), tone)
 
 
@@ -266,6 +268,30 @@ def appeal_due_badge(appeal) -> str:
         text, tone = _("%(n)s days left") % {"n": days}, "warn" if days <= 7 else "info"
     title = _("Decide by %(date)s") % {"date": appeal.deadline.isoformat()}
     return format_html('<span class="badge badge-{}" title="{}">{}</span>', tone, title, text)
+
+
+@register.filter
+def recovery_overdue(recovery) -> bool:
+    """Whether an open recovery is past the day the recipient was to repay by."""
+    return bool(recovery.outstanding) and recovery.due_on < timezone.localdate()
+
+
+@register.filter
+def recovery_due_badge(recovery) -> str:
+    """An open recovery's due date, red once past it."""
+    if not recovery.outstanding:
+        return ""
+    days = (recovery.due_on - timezone.localdate()).days
+    if days < 0:
+        return _badge(_("Overdue by %(n)s days") % {"n": -days}, "bad")
+    if days == 0:
+        return _badge(_("Due today"), "bad")
+    return _badge(_("%(n)s days left") % {"n": days}, "warn" if days <= 7 else "info")
+
+
+@register.filter
+def recovery_rule_label(value) -> str:
+    return labels.label(labels.RECOVERY_RULE, value)
 
 
 @register.filter

@@ -2,6 +2,7 @@
 decision, clearing an `eligibility_changed` flag, revoking an approval and resolving a
 duplicate match. Each calls the service behind the API's endpoint and redirects back."""
 
+from django.contrib import messages
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -11,12 +12,20 @@ from django.views.decorators.http import require_POST
 from benefits import after_decision
 from benefits import selectors as benefit_selectors
 from benefits.models import Application
+from benefits.training_end import RECOVERY_OPENED, REVOKED, application_training_end
 from eligibility import rules
 from eligibility.resolutions import match_resolve
 from staff import selectors as staff_selectors
 from staff.access import REVIEW_WRITE, staff_view
 from staff.feedback import form_errors, run_service
-from staff.forms import AppealDecisionForm, FlagClearForm, MatchResolveForm, ReasonForm
+from staff.forms import (
+    AppealDecisionForm,
+    FlagClearForm,
+    MatchResolveForm,
+    ReasonForm,
+    TrainingEndForm,
+)
+from staff.templatetags.staff import won
 
 
 def _duplicates(run, application: Application) -> list[dict]:
@@ -38,7 +47,9 @@ def _duplicates(run, application: Application) -> list[dict]:
     return matches
 
 
-def after_decision_context(application: Application, *, run, writable: bool, user) -> dict:
+def after_decision_context(
+    application: Application, *, run, writable: bool, user, can_read_recoveries: bool
+) -> dict:
     """What the application page shows of the appeal, the flags, the revoke and the matches."""
     appeals = list(application.appeals.all())
     open_appeal = next((a for a in appeals if not a.outcome), None)
@@ -55,6 +66,14 @@ def after_decision_context(application: Application, *, run, writable: bool, use
         "resolutions": list(application.match_resolutions.all()),
         "can_revoke": writable and approved and not paid_or_paying,
         "revoke_blocked_by_payment": writable and paid_or_paying,
+        "recovery": benefit_selectors.application_recovery(application),
+        # A scholarship recipient's training that ended early (the service refuses the rest;
+        # once a recovery exists, the page shows it instead).
+        "can_record_training_end": writable
+        and approved
+        and application.round.program.requires_training,
+        "training_end_form": TrainingEndForm(),
+        "can_read_recoveries": can_read_recoveries,
         "appeal_form": AppealDecisionForm(),
         "resolve_form": MatchResolveForm(),
     }
@@ -130,6 +149,53 @@ def revoke(request, pk: int):
         ),
         done=_("Approval of application #%(id)s revoked.") % {"id": pk},
     )
+
+
+@require_POST
+@staff_view(*REVIEW_WRITE)
+def training_end(request, pk: int):
+    """Record that a recipient's training ended early: an unpaid approval is revoked, a paid
+    scholarship opens a recovery (the service decides which)."""
+    application = benefit_selectors.application_get_for_reviewer(pk=pk)
+    form = TrainingEndForm(request.POST, request.FILES)
+    if not form.is_valid():
+        form_errors(request, form)
+        return _back(pk, request, "training-end")
+    data = form.cleaned_data
+    ok, result = run_service(
+        request,
+        lambda: application_training_end(
+            application=application,
+            actor=request.user,
+            ended_on=data["ended_on"],
+            reason=data["reason"],
+            evidence=data.get("evidence"),
+        ),
+    )
+    if ok:
+        messages.success(request, _training_end_message(pk, result))
+    return _back(pk, request, "training-end")
+
+
+def _training_end_message(pk: int, result) -> str:
+    if result.outcome == REVOKED:
+        return _(
+            "Training end recorded on application #%(id)s: not yet paid, so the approval is "
+            "revoked."
+        ) % {"id": pk}
+    if result.outcome == RECOVERY_OPENED:
+        return _(
+            "Training end recorded on application #%(id)s: recovery #%(recovery)s opened for "
+            "%(amount)s, due %(due)s; the applicant is told."
+        ) % {
+            "id": pk,
+            "recovery": result.recovery.pk,
+            "amount": won(result.recovery.amount),
+            "due": result.recovery.due_on.isoformat(),
+        }
+    return _(
+        "Training end recorded on application #%(id)s: the round's rule leaves nothing to recover."
+    ) % {"id": pk}
 
 
 @require_POST

@@ -15,7 +15,7 @@ from benefits import selectors as benefit_selectors
 from benefits.models import Application
 from core.exceptions import DomainError
 from staff import selectors as staff_selectors
-from staff.access import REVIEW_READ, REVIEW_WRITE, can, staff_view
+from staff.access import RECOVERY_READ, REVIEW_READ, REVIEW_WRITE, can, staff_view
 from staff.feedback import REFUSALS, form_errors, report_refusal, run_service
 from staff.forms import WHOLE_RRN, OptionalReasonForm, QueueFilterForm, ReasonForm
 from staff.views.after_decision import after_decision_context
@@ -74,7 +74,13 @@ def _detail_context(request, application: Application, query: QueryDict) -> dict
         else set()
     )
     return {
-        **after_decision_context(application, run=run, writable=writable, user=request.user),
+        **after_decision_context(
+            application,
+            run=run,
+            writable=writable,
+            user=request.user,
+            can_read_recoveries=can(request, *RECOVERY_READ),
+        ),
         "menu": "queue",
         "application": application,
         "applicant": application.applicant,

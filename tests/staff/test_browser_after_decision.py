@@ -80,3 +80,51 @@ def test_a_caseworker_decides_an_appeal_and_resolves_a_match(open_page):
     expect(page.get_by_role("button", name="다시 판정")).to_be_visible()
     shot(page, "10-caseworker-match-resolved-ko")
     assert MatchResolution.objects.get(application=matched).resolution == "not_the_same_person"
+
+
+def test_finance_records_a_repayment_and_a_waiver_needs_a_second_user(open_page):
+    from benefits.training_end import application_training_end
+    from payments.models import Recovery
+    from tests.payments.test_recoveries import ENDED, TODAY, paid
+
+    finance1 = UserFactory(username="finance1", role=Role.FINANCE)
+    finance2 = UserFactory(username="finance2", role=Role.FINANCE)
+    application = paid(applicant=ApplicantFactory(legal_name="강이음"))
+    recovery = application_training_end(
+        application=application,
+        actor=UserFactory(role=Role.CASEWORKER),
+        ended_on=ENDED,
+        reason="수강 포기 (기관 통보)",
+    ).recovery
+
+    page = open_page("/staff/")
+    sign_in(page, finance1.username)
+    page.get_by_role("navigation", name="주 메뉴").get_by_role("link", name="환수").click()
+    page.get_by_role("link", name="강이음").click()
+    expect(page.get_by_role("heading", name=f"환수 #{recovery.pk}")).to_be_visible()
+    page.get_by_label("금액 (원)").fill("100000")
+    page.get_by_label("상환일").fill(TODAY.isoformat())
+    page.get_by_role("button", name="상환 기록").click()
+    expect(page.get_by_text(f"환수 #{recovery.pk}에 상환을 기록했습니다.")).to_be_visible()
+    expect(page.get_by_text("233,333원").first).to_be_visible()
+    page.get_by_label("남은 금액을 면제하는 사유").fill("생계 곤란 확인")
+    page.get_by_role("button", name="면제 요청").click()
+    expect(page.get_by_role("note")).to_have_text(
+        "이 면제를 직접 요청하셨습니다. 다른 재무 담당자가 승인해야 합니다."
+    )
+    expect(page.get_by_role("button", name="면제 승인")).to_be_disabled()
+    shot(page, "11-finance1-cannot-approve-waiver-ko")
+    page.get_by_role("button", name="로그아웃").click()
+
+    sign_in(page, finance2.username)
+    page.goto(f"/staff/recoveries/{recovery.pk}/")
+    page.get_by_role("button", name="면제 승인").click()
+    expect(page.get_by_label("상태", exact=True)).to_have_text("면제")
+    shot(page, "12-finance2-waiver-approved-ko")
+    recovery.refresh_from_db()
+    assert (recovery.status, recovery.repaid, recovery.waived_amount) == (
+        "waived",
+        100_000,
+        233_333,
+    )
+    assert Recovery.objects.get().waiver_approved_by == finance2

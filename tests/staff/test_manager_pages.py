@@ -43,9 +43,9 @@ def test_every_staff_role_reads_the_reports_and_sees_only_its_menus(web, role):
     menus = {m["key"] for m in client.get("/staff/").context["staff_menus"]}
     expected = {
         Role.CASEWORKER: {"queue", "reports"},
-        Role.PROGRAM_MANAGER: {"rounds", "registries", "reports"},
-        Role.FINANCE: {"batches", "reports"},
-        Role.AUDITOR: {"queue", "batches", "rounds", "registries", "reports"},
+        Role.PROGRAM_MANAGER: {"rounds", "registries", "recoveries", "reports"},
+        Role.FINANCE: {"batches", "recoveries", "reports"},
+        Role.AUDITOR: {"queue", "batches", "recoveries", "rounds", "registries", "reports"},
     }[role]
     assert menus == expected
 
