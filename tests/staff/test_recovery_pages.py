@@ -260,3 +260,13 @@ def test_other_roles_cannot_repay_or_waive(web, caseworker, finance1, role):
     if role != Role.CASEWORKER:
         html = client.get(url).content.decode()
         assert "333,333원" in html and "repayments/" not in html and "approve-waiver/" not in html
+
+
+def test_the_rounds_ledger_shows_what_was_recovered_and_what_is_owed(finance1, caseworker, web):
+    recovery = opened(caseworker.user)
+    recovery_repayment_record(recovery=recovery, actor=finance1.user, amount=100_000, paid_on=TODAY)
+    manager = web(Role.PROGRAM_MANAGER)
+    html = manager.get(f"/staff/rounds/{recovery.application.round_id}/").content.decode()
+    ledger = html[html.index('id="h-ledger"') :]
+    assert '환수</span><span class="value">100,000원' in ledger
+    assert '환수 예정</span><span class="value">233,333원' in ledger
