@@ -90,7 +90,7 @@ def main():
         setup_django(url, str(tmp / "data"))
         from django.db import connection
 
-        from benefits import screening_record
+        from benefits import rescreen
         from benefits.models import ApplicationFlag
         from eligibility import recheck
 
@@ -107,9 +107,7 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
 
-        rescreened = timed(
-            lambda: screening_record.round_rescreen(round_id=round_id, job_key="bench")
-        )
+        rescreened = timed(lambda: rescreen.round_rescreen(round_id=round_id, job_key="bench"))
         print(f"round_rescreen: {rescreened['seconds']:.1f} s", file=sys.stderr)
         approved = approve_all(round_id)
         with connection.cursor() as cursor:

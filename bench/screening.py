@@ -555,7 +555,7 @@ def raw_screening(round_id: int, repeats: int = 3, *, serial: bool = False) -> d
 def rescreen(round_id: int) -> dict:
     from django.db import connection
 
-    from benefits import screening_record
+    from benefits import rescreen as rescreening
 
     sql = {"seconds": 0.0, "queries": 0, "facts_seconds": 0.0}
 
@@ -574,7 +574,7 @@ def rescreen(round_id: int) -> dict:
     with PeakRSS() as rss, connection.execute_wrapper(timed):
         server, own = server_cpu(), own_cpu()
         started = time.perf_counter()
-        totals = screening_record.round_rescreen(round_id=round_id, job_key="bench")
+        totals = rescreening.round_rescreen(round_id=round_id, job_key="bench")
         seconds = time.perf_counter() - started
         own = own_cpu() - own
         server = None if server is None else server_cpu() - server
@@ -630,7 +630,7 @@ def rescreen_found(round_id: int) -> dict:
 def profile_chunk(round_id: int, chunk_size: int = 5000) -> tuple[float, list[str]]:
     """cProfile one more chunk of the round (a new trigger); return its time and top lines."""
     from benefits.models import Round
-    from benefits.screening_record import _rescreen_chunk
+    from benefits.rescreen import _rescreen_chunk
     from eligibility.screening import active_snapshot_ids, round_facts
 
     round_ = Round.objects.select_related("program").get(pk=round_id)

@@ -4,24 +4,21 @@ eligibility.screening judges and writes nothing; this module records what it con
 `application_screen` screens a submitted application: the verdict is stored as the
 application's current run and the application moves through `finish_screening` (and, in a
 round that decides automatically, `approve` or `reject`) in one transaction.
-`round_rescreen` re-judges a round's applications under review chunk by chunk; each chunk
-stores its runs the same way (`_runs_record`), in a transaction of its own.
+A round's re-screen (benefits.rescreen) stores its chunks' runs the same way
+(`runs_record`), each chunk in a transaction of its own.
 """
 
 import logging
-from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
 import orjson
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from benefits.models import Application, Round
+from benefits.models import Application
 from benefits.transitions import application_transition
 from core.audit import audit_record
-from core.outbox import outbox_heartbeat
 from eligibility import rules, screening
 from eligibility.models import ScreeningRun
 from eligibility.screening import Verdict
@@ -70,7 +67,7 @@ def _copy_text(value) -> bytes:
     return text.encode()
 
 
-def _runs_record(
+def runs_record(
     application_ids: list[int], verdicts: Iterable[Verdict], *, trigger_key: str, now
 ) -> None:
     """Retire these applications' current runs, then store each verdict as the current run
@@ -248,7 +245,7 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
         if application is None or application.status != Application.Status.SCREENING:
             return None
         verdict = screening.application_verdict(application, screening.active_snapshot_ids())
-        _runs_record([application.pk], [verdict], trigger_key=trigger_key, now=timezone.now())
+        runs_record([application.pk], [verdict], trigger_key=trigger_key, now=timezone.now())
         run = ScreeningRun.objects.get(application_id=application.pk, trigger_key=trigger_key)
         audit_record(
             actor=None,
@@ -263,103 +260,3 @@ def application_screen(*, application_id: int, trigger_key: str) -> ScreeningRun
         )
         _verdict_decides(application, verdict)
     return run
-
-
-# Re-screening a round: the runs change, the applications stay under review.
-
-
-def _rescreen_chunk(
-    round_: Round, trigger_key: str, snapshot_ids: dict[str, int], after_pk: int, chunk_size: int
-) -> dict:
-    """Screen the applications under review among the next `chunk_size` after `after_pk`
-    and not yet screened for this trigger; `last_pk` is where the next chunk starts, None
-    when no application is left."""
-    under_review = Application.objects.filter(
-        round_id=round_.pk, status=Application.Status.UNDER_REVIEW, pk__gt=after_pk
-    )
-    # A chunk is a range of ids, found first: the locking query then reads one range, and
-    # the runs it checks for are looked up in that range, not among every run stored so far.
-    end = list(
-        under_review.order_by("pk").values_list("pk", flat=True)[chunk_size - 1 : chunk_size]
-    )
-    already = ScreeningRun.objects.filter(
-        application=OuterRef("pk"), trigger_key=trigger_key, application_id__gt=after_pk
-    )
-    if end:
-        under_review = under_review.filter(pk__lte=end[0])
-        already = already.filter(application_id__lte=end[0])
-    with transaction.atomic():
-        # Progress renews the job's lease, and holds it until this chunk commits: a run
-        # taken over meanwhile rolls its chunk back, so no application is screened twice.
-        outbox_heartbeat()
-        applying = screening.applying_rows(
-            under_review.select_for_update().exclude(Exists(already)), chunk_size
-        )
-        if not applying:
-            # Screened for this trigger already: a resumed job passes over the range.
-            return {"screened": 0, "last_pk": end[0] if end else None, "outcomes": {}}
-        outcomes: dict[str, int] = defaultdict(int)
-
-        def counted(verdicts):
-            for verdict in verdicts:
-                outcomes[verdict.outcome] += 1
-                yield verdict
-
-        verdicts = screening.chunk_verdicts(round_, applying, snapshot_ids)
-        _runs_record(
-            [a.pk for a in applying],
-            counted(verdicts),
-            trigger_key=trigger_key,
-            now=timezone.now(),
-        )
-        audit_record(
-            actor=None,
-            obj=round_,
-            action="round.rescreened_chunk",
-            data={
-                "trigger_key": trigger_key,
-                "screened": len(applying),
-                "first_application": applying[0].pk,
-                "last_application": applying[-1].pk,
-                "outcomes": dict(outcomes),
-            },
-        )
-    # Past the range, unless more of it came under review meanwhile than a chunk holds.
-    last_pk = end[0] if end and len(applying) < chunk_size else applying[-1].pk
-    return {"screened": len(applying), "last_pk": last_pk, "outcomes": outcomes}
-
-
-def round_rescreen(*, round_id: int, job_key: str, chunk_size: int = 5000) -> dict:
-    """Re-screen a round's applications under review in chunks that each commit.
-
-    Every chunk reads the registry snapshots that were active when the job began, so the
-    whole round is judged on one set of snapshots; a newer snapshot queues its own job.
-    """
-    round_ = Round.objects.select_related("program").get(pk=round_id)
-    trigger_key = f"rescreen:{job_key}"
-    totals: dict = {"screened": 0, "chunks": 0, "outcomes": defaultdict(int)}
-    totals["already_done"] = ScreeningRun.objects.filter(
-        application__round_id=round_id, trigger_key=trigger_key
-    ).count()
-    snapshot_ids = screening.active_snapshot_ids()
-    after_pk = 0
-    with screening.round_facts(round_, trigger_key, snapshot_ids):
-        while True:
-            chunk = _rescreen_chunk(round_, trigger_key, snapshot_ids, after_pk, chunk_size)
-            if chunk["last_pk"] is None:
-                break
-            after_pk = chunk["last_pk"]
-            if not chunk["screened"]:
-                continue
-            totals["screened"] += chunk["screened"]
-            totals["chunks"] += 1
-            for outcome, n in chunk["outcomes"].items():
-                totals["outcomes"][outcome] += n
-            logger.info(
-                "rescreen %s of round %s: %s screened so far",
-                job_key,
-                round_id,
-                totals["screened"],
-            )
-    totals["outcomes"] = dict(totals["outcomes"])
-    return totals

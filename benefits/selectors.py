@@ -20,7 +20,10 @@ from benefits.models import (
     Program,
     Round,
 )
+from benefits.rescreen import rescreen_chunk_key
+from core.models import TaskOutbox
 from core.roles import Role, user_has_role
+from eligibility.models import ScreeningRun
 
 PUBLIC_ROUND_STATES = [s for s in Round.Status.values if s != Round.Status.DRAFT]
 
@@ -200,3 +203,19 @@ def application_recovery(application: Application):
         return application.recovery
     except ObjectDoesNotExist:
         return None
+
+
+def round_rescreen_progress(*, round_id: int, job_key: str) -> dict:
+    """How far a round's re-screen is: its applications screened (summed over the chunks,
+    as their runs), the applications under review, and its chunks done of those recorded."""
+    chunks = TaskOutbox.objects.filter(key__startswith=rescreen_chunk_key(round_id, job_key, ""))
+    return {
+        "screened": ScreeningRun.objects.filter(
+            application__round_id=round_id, trigger_key=f"rescreen:{job_key}"
+        ).count(),
+        "under_review": Application.objects.filter(
+            round_id=round_id, status=Application.Status.UNDER_REVIEW
+        ).count(),
+        "chunks": chunks.count(),
+        "chunks_done": chunks.filter(status=TaskOutbox.Status.DONE).count(),
+    }

@@ -16,6 +16,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -446,6 +447,27 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Task modules outside the autodiscovered tasks.py files.
 CELERY_IMPORTS = ["eligibility.screening_tasks"]
+# Two queues. `default` holds what a citizen or a caseworker waits on (screening on submit,
+# messages, the outbox sweep); `long` the round- and file-sized jobs, so that intake is never
+# stuck behind a registry import. A worker started without -Q consumes both; production
+# runs some workers on each (README, "Running in production"). The task outbox sends each
+# entry to its task's queue (core.outbox).
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (Queue("default"), Queue("long"))
+BAEUM_LONG_TASKS = (
+    "eligibility.screening_tasks.round_rescreen_task",
+    "eligibility.screening_tasks.round_rescreen_chunk_task",
+    "eligibility.screening_tasks.round_recheck_task",
+    "eligibility.tasks.registry_import_run_task",
+    "payments.tasks.batch_build_task",
+    "payments.tasks.bank_files_generate_task",
+)
+CELERY_TASK_ROUTES = {name: {"queue": "long"} for name in BAEUM_LONG_TASKS}
+# A round's re-screen is cut into chunk tasks of this many applications under review (by
+# id), which the workers on `long` share; each commits in transactions of
+# BAEUM_RESCREEN_COMMIT applications, renewing its lease between them.
+BAEUM_RESCREEN_CHUNK = env_int("BAEUM_RESCREEN_CHUNK", 10_000)
+BAEUM_RESCREEN_COMMIT = env_int("BAEUM_RESCREEN_COMMIT", 5_000)
 # The task outbox: a run that renewed its lease longer ago than this is taken over; work
 # sent but not started within REDISPATCH_AFTER is sent again (doubling each time); a task
 # that failed (or lost its lease) this many times is given up and logged as an error.

@@ -93,7 +93,7 @@ def outbox_enqueue(task, *args, key: str, then: list | None = None) -> TaskOutbo
     fields = [f for f in TaskOutbox._meta.concrete_fields if not f.primary_key]
     if not insert_unless_conflict(entry, fields):
         return None
-    transaction.on_commit(lambda: _send([entry.pk]))
+    transaction.on_commit(lambda: _send([(entry.pk, entry.task)]))
     return entry
 
 
@@ -105,13 +105,21 @@ def outbox_request(task, *args, key: str) -> None:
         outbox_enqueue(task, *args, key=key)
 
 
-def _send(entry_ids: list[int]) -> int:
-    """Hand entries to the broker; return how many went. One that does not go is due now."""
+def _queue(task_name: str) -> str:
+    """The queue a task is routed to (CELERY_TASK_ROUTES), else the default queue."""
+    route = (current_app.conf.task_routes or {}).get(task_name) or {}
+    return route.get("queue") or current_app.conf.task_default_queue
+
+
+def _send(entries: list[tuple[int, str]]) -> int:
+    """Hand entries (id, task name) to the broker, each on its task's queue; return how
+    many went. One that does not go is due now."""
     from core.tasks import outbox_run_task
 
-    for sent, pk in enumerate(entry_ids):
+    entry_ids = [pk for pk, _ in entries]
+    for sent, (pk, task) in enumerate(entries):
         try:
-            outbox_run_task.apply_async((pk,))
+            outbox_run_task.apply_async((pk,), queue=_queue(task))
         except Exception as exc:
             if _eager():
                 raise  # the work itself failed, in this process: as any eager task
@@ -141,15 +149,15 @@ def outbox_sweep(*, seconds: float = SWEEP_SECONDS) -> dict:
                 .filter(status__in=TaskOutbox.WAITING, due_at__lte=now)
                 .filter(Q(status=TaskOutbox.Status.PENDING) | Q(heartbeat_at__lt=stale))
                 .order_by("due_at", "pk")
-                .values_list("pk", "dispatches")[:SWEEP_BATCH]
+                .values_list("pk", "dispatches", "task")[:SWEEP_BATCH]
             )
-            for dispatches in sorted({d for _, d in due}):
-                TaskOutbox.objects.filter(pk__in=[pk for pk, d in due if d == dispatches]).update(
-                    dispatches=dispatches + 1, due_at=now + _redispatch_after(dispatches + 1)
-                )
+            for dispatches in sorted({d for _, d, _ in due}):
+                TaskOutbox.objects.filter(
+                    pk__in=[pk for pk, d, _ in due if d == dispatches]
+                ).update(dispatches=dispatches + 1, due_at=now + _redispatch_after(dispatches + 1))
         if not due:
             break
-        ids = [pk for pk, _ in due]
+        ids = [(pk, task) for pk, _, task in due]
         sent = _send(ids)
         totals["sent"] += sent
         if sent < len(ids):

@@ -295,3 +295,15 @@ def evaluator(round_: Round):
         return rules.evaluate(inp, ruleset_version=version)
 
     return evaluate
+
+
+# Every table the facts query reads (ANALYZEd before a round's re-screen).
+FACTS_MODELS = (
+    Application,
+    Applicant,
+    Round,
+    Document,
+    TrainingCourse,
+    MatchResolution,
+    *(model for _, model, *_ in _PERSON_REGISTRIES),
+)

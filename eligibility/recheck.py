@@ -94,7 +94,7 @@ def _recheck_chunk(round_: Round, applying: list, snapshot_ids: dict, trigger_ke
         if causes and not _signature(causes) <= cleared.get(verdict.application_id, set()):
             changed[verdict.application_id] = causes
     with transaction.atomic():
-        # Progress renews the job's lease (see benefits.screening_record._rescreen_chunk).
+        # Progress renews the job's lease (see benefits.rescreen._rescreen_chunk).
         outbox_heartbeat()
         raised = application_flags_raise(
             round_=round_,

@@ -129,15 +129,28 @@ def facts_table(where: str, params: list, snapshot_ids: dict[str, int]):
             cursor.execute(f"DROP TABLE IF EXISTS {FACTS_TABLE}")
 
 
-def round_facts(round_: Round, trigger_key: str, snapshot_ids: dict[str, int]):
+def round_facts(
+    round_: Round,
+    trigger_key: str,
+    snapshot_ids: dict[str, int],
+    *,
+    first: int | None = None,
+    last: int | None = None,
+):
     """facts_table() of the round's applications under review not yet screened for this
-    trigger."""
+    trigger, those with ids from `first` to `last` only when given (a chunk's range)."""
     runs = connection.ops.quote_name(ScreeningRun._meta.db_table)
     where = (
         "a.round_id = %s AND a.status = %s AND NOT EXISTS "  # noqa: S608
         f"(SELECT 1 FROM {runs} s WHERE s.application_id = a.id AND s.trigger_key = %s)"
     )
     params = [round_.pk, Application.Status.UNDER_REVIEW, trigger_key]
+    if first is not None:
+        where += " AND a.id >= %s"
+        params.append(first)
+    if last is not None:
+        where += " AND a.id <= %s"
+        params.append(last)
     return facts_table(where, params, snapshot_ids)
 
 

@@ -3,7 +3,8 @@
 from celery import shared_task
 
 from benefits.models import Application
-from benefits.screening_record import application_screen, round_rescreen
+from benefits.rescreen import round_rescreen_chunk, round_rescreen_dispatch
+from benefits.screening_record import application_screen
 from core.outbox import outbox_enqueue
 from core.tasks import RETRY_ON_DATABASE_ERRORS
 from eligibility.recheck import recheck_after_snapshot, round_recheck
@@ -18,8 +19,19 @@ def application_screen_task(application_id: int, trigger_key: str) -> int | None
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)
 def round_rescreen_task(round_id: int, job_key: str) -> dict:
-    """Re-screen a round; a retry resumes after the chunks already committed."""
-    return round_rescreen(round_id=round_id, job_key=job_key)
+    """Re-screen a round: record one chunk task per range of its applications, for the
+    workers on the `long` queue to share; a rerun records the same chunks once."""
+    return round_rescreen_dispatch(round_id=round_id, job_key=job_key)
+
+
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
+def round_rescreen_chunk_task(
+    round_id: int, job_key: str, first: int, last: int | None, snapshot_ids: dict
+) -> dict:
+    """Re-screen one chunk of a round; a rerun screens only what is left of it."""
+    return round_rescreen_chunk(
+        round_id=round_id, job_key=job_key, first=first, last=last, snapshot_ids=snapshot_ids
+    )
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)

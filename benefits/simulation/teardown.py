@@ -82,6 +82,7 @@ def _delete_rows(rounds, users) -> dict[str, int]:
         for task, objects in (
             ("eligibility.screening_tasks.application_screen_task", applications),
             ("eligibility.screening_tasks.round_rescreen_task", rounds),
+            ("eligibility.screening_tasks.round_rescreen_chunk_task", rounds),
             ("eligibility.tasks.registry_import_run_task", jobs),
             ("payments.tasks.batch_build_task", batches),
             ("payments.tasks.bank_files_generate_task", batches),

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("migrate", "web", "worker", "beat")
+APP_SERVICES = ("migrate", "web", "worker", "worker-long", "beat")
 # Made afresh for each run where .env.example says change-me.
 SECRETS = {
     "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
@@ -86,11 +86,13 @@ def test_compose_runs_every_part_of_the_production_shape():
     assert services["redis"]["image"].startswith("redis:")
     command = {name: " ".join(str(services[name]["command"]).split()) for name in APP_SERVICES}
     assert command["web"].startswith("gunicorn config.wsgi --bind 0.0.0.0:8000")
-    assert command["worker"].startswith("celery -A config worker")
+    # One worker on each queue: intake and messages never wait behind a long job.
+    assert command["worker"].startswith("celery -A config worker -Q default")
+    assert command["worker-long"].startswith("celery -A config worker -Q long")
     assert command["beat"].startswith("celery -A config beat")
     assert "manage.py migrate --noinput" in command["migrate"]
     assert "manage.py collectstatic --noinput" in command["migrate"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "worker-long", "beat"):
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}
     for name in APP_SERVICES:

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -241,3 +242,17 @@ def test_a_decision_while_the_broker_is_down_answers_200_and_its_message_waits(
     assert response.status_code == 200, response.content
     message = application.notifications.get(kind="documents_requested")
     assert message.status == "pending"  # sent by notifications_flush_task once it is back
+
+
+def test_every_task_routed_to_the_long_queue_is_a_task_and_intake_stays_on_default():
+    celery_app.loader.import_default_modules()
+    # A misspelt name would route nothing and leave that job on the default queue.
+    assert set(settings.BAEUM_LONG_TASKS) <= set(celery_app.tasks)
+    assert {outbox._queue(name) for name in settings.BAEUM_LONG_TASKS} == {"long"}
+    for quick in (
+        "eligibility.screening_tasks.application_screen_task",
+        "benefits.tasks.notification_send_task",
+        "core.tasks.outbox_sweep_task",
+    ):
+        assert quick in celery_app.tasks
+        assert outbox._queue(quick) == "default"

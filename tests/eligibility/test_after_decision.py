@@ -7,7 +7,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from benefits.models import Application, ApplicationFlag, Notification, Program, Round
-from benefits.screening_record import application_screen, round_rescreen
+from benefits.rescreen import round_rescreen
+from benefits.screening_record import application_screen
 from core.models import AuditEvent
 from core.roles import Role
 from eligibility.models import (

@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from benefits.models import Applicant, Application, Document, Program
-from benefits.screening_record import application_screen, round_rescreen
+from benefits.rescreen import round_rescreen
+from benefits.screening_record import application_screen
 from core.models import AuditEvent
 from eligibility import rules
 from eligibility.models import (
@@ -20,7 +21,7 @@ from eligibility.models import (
     TrainingCourse,
 )
 from eligibility.screening import screening_summary
-from eligibility.screening_tasks import application_screen_task, round_rescreen_task
+from eligibility.screening_tasks import application_screen_task
 from tests.eligibility.conftest import COURSE_ID, snapshot
 from tests.factories import ApplicantFactory, ApplicationFactory, ProgramFactory, RoundFactory
 
@@ -339,7 +340,7 @@ def test_rescreen_is_resumable_after_a_failed_chunk(big_round, monkeypatch):
     assert ScreeningRun.objects.filter(trigger_key="rescreen:job1").count() == 100
 
     monkeypatch.setattr(rules, "evaluate", real)
-    counts = round_rescreen_task.delay(round_.pk, "job1").get()
+    counts = round_rescreen(round_id=round_.pk, job_key="job1", chunk_size=100)
 
     assert counts["already_done"] == 100
     assert counts["screened"] == ROUND_SIZE - 100

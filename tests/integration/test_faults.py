@@ -1,8 +1,10 @@
 """Fault tests on the production shape: PostgreSQL, a Redis broker of the test's own, real
 Celery workers and beat. A worker is killed (SIGKILL) in the middle of an import, a round's
-re-screening and a batch build, and a new one started; the broker is stopped during intake
-and during batch creation, and started again. Each ends with the work done once, nothing
-half-made left behind, and no raw RRN in any process's log.
+re-screening (whose chunks two workers share) and a batch build, and a new one started;
+the broker is stopped during intake and during batch creation, and started again. Each
+ends with the work done once, nothing half-made left behind, and no raw RRN in any
+process's log. Workers on one queue each show that screening on submit is never stuck
+behind a long job.
 
 Leases and sweeps are seconds here (BAEUM_OUTBOX_* in the workers' environment) so that
 the whole run stays short; each test prints what recovery took.
@@ -24,16 +26,19 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from benefits.models import Applicant, Application, Notification, Round
+from benefits.selectors import round_rescreen_progress
 from config.celery import app as celery_app
 from core.crypto import account_fingerprint, rrn_hmac
 from core.models import TaskOutbox
+from core.outbox import outbox_enqueue
 from core.roles import Role
 from eligibility.models import RECORD_MODELS, RegistryImportJob, RegistrySnapshot, ScreeningRun
+from eligibility.screening_tasks import application_screen_task, round_rescreen_task
 from payments.models import DisbursementBatch, Payment
 from tests.conftest import client_for
 from tests.factories import ApplicationFactory, RoundFactory, UserFactory, rrn_for
@@ -117,19 +122,21 @@ class Processes:
             "BAEUM_LOG_LEVEL": "INFO",
         }
 
-    def start(self, kind: str) -> subprocess.Popen:
+    def start(self, kind: str, *, queues: str = "", **env: str) -> subprocess.Popen:
+        """Start a worker (on every queue, or on `queues`) or beat; `env` adds settings."""
         log = self.log_dir / f"{kind}-{uuid.uuid4().hex[:8]}.log"
         LOGS.append(log)
         if kind == "worker":
             args = ["worker", "--pool=solo", "-n", f"{log.stem}@%h"]
             args += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+            args += ["-Q", queues] if queues else []
         else:
             args = ["beat", "-s", str(self.log_dir / f"{log.stem}-schedule")]
         with log.open("w") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "config", *args, "--loglevel=INFO"],
                 cwd=ROOT,
-                env=self.env(),
+                env={**self.env(), **env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -342,10 +349,8 @@ def test_worker_killed_mid_import_is_taken_over_and_the_snapshot_activates_once(
     assert (entry(key).status, entry(key).runs) == ("done", 2)
     # The activation re-screens the round under review, once per application.
     trigger = f"rescreen:snapshot-{job.snapshot_id}"
-    assert wait_for(
-        lambda: entry(f"rescreen:{round_.pk}:snapshot-{job.snapshot_id}").status == "done"
-    )
     runs = ScreeningRun.objects.filter(application__round=round_, trigger_key=trigger)
+    assert wait_for(lambda: runs.count() == 3)
     assert sorted(runs.values_list("application_id", flat=True)) == sorted(
         round_.applications.values_list("pk", flat=True)
     )
@@ -357,38 +362,103 @@ def test_worker_killed_mid_import_is_taken_over_and_the_snapshot_activates_once(
     print(FIGURES)
 
 
-def test_worker_killed_mid_rescreen_resumes_and_screens_each_application_once(cluster):
-    n = 20_001  # five chunks of 5,000
-    round_ = round_with(n, Application.Status.UNDER_REVIEW, offset=600_000)
-    worker = cluster.start("worker")
-    job = upload("social_security", registry_csv(range(600_000, 600_100)))
-    assert wait_for(lambda: RegistryImportJob.objects.get(pk=job.pk).status == "succeeded")
-    snapshot = RegistryImportJob.objects.get(pk=job.pk).snapshot_id
-    key = f"rescreen:{round_.pk}:snapshot-{snapshot}"
-    trigger = f"rescreen:snapshot-{snapshot}"
-    runs = ScreeningRun.objects.filter(application__round=round_, trigger_key=trigger)
-    assert wait_for(lambda: runs.exists(), 120)
-    held = HeldEntry(key)
-    screened_before = runs.count()
-    assert 0 < screened_before < n
+def rescreen_dispatched(round_: Round, job_key: str) -> None:
+    """Ask for a round's re-screen as a snapshot's activation does, sent after the commit."""
+    with transaction.atomic():
+        outbox_enqueue(
+            round_rescreen_task, round_.pk, job_key, key=f"rescreen:{round_.pk}:{job_key}"
+        )
 
-    cluster.kill(worker)
+
+def chunk_entries(round_: Round, job_key: str):
+    return TaskOutbox.objects.filter(key__startswith=f"rescreen:{round_.pk}:{job_key}:")
+
+
+def screened_once(round_: Round, job_key: str) -> bool:
+    runs = ScreeningRun.objects.filter(application__round=round_, trigger_key=f"rescreen:{job_key}")
+    per_application = runs.values("application_id").annotate(n=Count("id"))
+    return runs.count() == round_.applications.count() and {r["n"] for r in per_application} == {1}
+
+
+def test_two_workers_share_a_round_rescreen_and_screen_each_application_once(cluster):
+    n = 3_000  # ten chunks of 300, each committed in threes of 100
+    round_ = round_with(n, Application.Status.UNDER_REVIEW, offset=700_000)
+    chunked = {"BAEUM_RESCREEN_CHUNK": "300", "BAEUM_RESCREEN_COMMIT": "100"}
+    workers = [cluster.start("worker", **chunked) for _ in range(2)]
+
+    started = time.monotonic()
+    rescreen_dispatched(round_, "two")
+
+    chunks = chunk_entries(round_, "two")
+    assert wait_for(lambda: chunks.count() == 10 and not chunks.exclude(status="done"), 180)
+    took = time.monotonic() - started
+    assert screened_once(round_, "two")
+    progress = round_rescreen_progress(round_id=round_.pk, job_key="two")
+    assert progress == {"screened": n, "under_review": n, "chunks": 10, "chunks_done": 10}
+    # Both workers took chunks of it.
+    done_by = [w.log.read_text().count("rescreen two of round") for w in workers]
+    assert all(done_by), done_by
+    FIGURES["re-screen, two workers"] = {"applications": n, "seconds": round(took, 1)}
+    print(FIGURES)
+
+
+def test_worker_killed_mid_rescreen_has_its_chunk_redone_by_the_other_once(cluster):
+    n = 8_000  # two chunks of 4,000, each committed in eights of 500
+    round_ = round_with(n, Application.Status.UNDER_REVIEW, offset=600_000)
+    chunked = {"BAEUM_RESCREEN_CHUNK": "4000", "BAEUM_RESCREEN_COMMIT": "500"}
+    first_worker = cluster.start("worker", **chunked)
+    rescreen_dispatched(round_, "killed")
+    chunks = chunk_entries(round_, "killed")
+    assert wait_for(lambda: chunks.count() == 2)
+    first, second = chunks.order_by("pk")
+    runs = ScreeningRun.objects.filter(application__round=round_, trigger_key="rescreen:killed")
+    in_first = runs.filter(application_id__lte=first.args[3])
+    # The first worker is inside the first chunk: stop it at its next commit, and kill it.
+    assert wait_for(lambda: in_first.exists(), 120)
+    held = HeldEntry(first.key)
+    screened_before = in_first.count()
+    assert 0 < screened_before < 4_000
+    other_worker = cluster.start("worker", **chunked)
+    assert wait_for(lambda: entry(second.key).status == "done", 120)
+
+    cluster.kill(first_worker)
     killed_at = time.monotonic()
     held.release()
-    cluster.start("worker")
 
-    assert wait_for(lambda: entry(key).status == "done", 120)
+    # Its lease runs out; the sweeper sends the chunk again, and the other worker takes it.
+    assert wait_for(lambda: entry(first.key).status == "done", 120)
     recovered = time.monotonic() - killed_at
-    per_application = runs.values("application_id").annotate(n=Count("id"))
-    assert runs.count() == n
-    assert {row["n"] for row in per_application} == {1}
-    assert entry(key).runs == 2
+    assert screened_once(round_, "killed")
+    assert entry(first.key).runs == 2
+    assert f"chunk {first.args[2]}-{first.args[3]}, " in other_worker.log.read_text()
     FIGURES["re-screen, worker killed"] = {
         "recovered_s": round(recovered, 1),
         "screened_before_kill": screened_before,
         "screened_twice": 0,
     }
     print(FIGURES)
+
+
+def test_screening_on_submit_is_not_stuck_behind_a_long_job(cluster):
+    round_ = round_with(1, Application.Status.UNDER_REVIEW, offset=800_000)
+    cluster.start("worker", queues="default")
+    rescreen_dispatched(round_, "behind")
+    application = ApplicationFactory(status=Application.Status.SUBMITTED)
+    Application.objects.filter(pk=application.pk).update(submitted_at=timezone.now())
+    with transaction.atomic():
+        outbox_enqueue(
+            application_screen_task, application.pk, "submit:1", key=f"screen:{application.pk}"
+        )
+
+    # The worker on `default` screens the submitted application and leaves the re-screen,
+    # on `long`, to another worker.
+    assert wait_for(
+        lambda: Application.objects.get(pk=application.pk).status != Application.Status.SUBMITTED
+    )
+    time.sleep(REDISPATCH + SWEEP)  # long enough for the sweeper to have sent it again
+    assert entry(f"rescreen:{round_.pk}:behind").runs == 0
+    cluster.start("worker", queues="long")
+    assert wait_for(lambda: screened_once(round_, "behind"))
 
 
 def finance_clients():
