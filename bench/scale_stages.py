@@ -1,0 +1,253 @@
+"""The stages of bench/scale.py that simulate_round plays one citizen at a time, in bulk.
+
+A city-wide round cannot be played one service call per application in a benchmark's time
+(intake is ~43 ms an application, a decision ~14 ms: 12 hours at 1,000,000). As
+`intake.citizens` does for registrations, a fixed sample goes through the services the API
+calls, and the rest is written as the same rows in bulk, through the same model
+transitions (`bulk_transition`, the transition methods) and the same notification and
+audit records:
+
+- intake: SAMPLE applications created, given their certificate and submitted through the
+  services (their screening runs as on a real submit); the rest written as submitted
+  applications moved through start_screening and finish_screening, with their audit
+  events, certificates (one stored upload, shared) and "submitted" messages;
+- screening: the round's set-based screening (round_rescreen) of the applications the
+  bulk intake put under review;
+- review: a caseworker's decision on each screening result (simulation.intake.decide),
+  applied per chunk and decision with bulk_transition, audited, and told in bulk.
+
+The resubmissions (~4% asked for documents) are left out: they are one citizen at a time.
+"""
+
+import random
+from collections import defaultdict
+from datetime import timedelta
+from itertools import islice
+
+from django.db import transaction
+from django.utils import timezone
+
+from benefits import document_services, services
+from benefits.models import Applicant, Application, Document, Notification, Round
+from benefits.notifications import notification_enqueue_many
+from benefits.simulation import Simulation, intake, population
+from benefits.simulation.waiting import wait_until
+from core.fsm import bulk_transition, transition_states
+from core.models import AuditEvent
+from eligibility.models import ScreeningRun
+from eligibility.screening_tasks import round_rescreen_task
+
+Status = Application.Status
+SAMPLE = 50
+CHUNK = 2000
+LABEL = Application._meta.label_lower
+
+
+def _chunks(items, size: int):
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _through_services(sim: Simulation, round_: Round, people: list) -> Document | None:
+    """Each citizen of the sample creates, adds the certificate and submits; return a
+    stored certificate (its upload is shared by the bulk's certificates)."""
+    period = (round_.period_starts_on, round_.period_ends_on)
+    stored = None
+    for person in people:
+        applicant = Applicant.objects.select_related("user").get(pk=person.applicant_id)
+        user = applicant.user
+        application = services.application_create(
+            applicant=applicant,
+            actor=user,
+            round_=round_,
+            income_category=person.income_category,
+            training=population.training(person, period),
+        )
+        if person.certificate:
+            stored = document_services.document_add(
+                application=application,
+                actor=user,
+                kind=Document.Kind.ENROLLMENT_CERTIFICATE,
+                uploaded=intake._document(sim.program, Document.Kind.ENROLLMENT_CERTIFICATE),
+            )
+        services.application_submit_own(applicant=applicant, pk=application.pk, actor=user)
+    return stored
+
+
+@transaction.atomic
+def _in_bulk(round_: Round, people: list, stored: Document | None) -> int:
+    period = (round_.period_starts_on, round_.period_ends_on)
+    now = timezone.now()
+    users = dict(
+        Applicant.objects.filter(pk__in=[p.applicant_id for p in people]).values_list(
+            "pk", "user_id"
+        )
+    )
+    drafts = []
+    for person in people:
+        application = Application(
+            applicant_id=person.applicant_id,
+            round=round_,
+            income_category=person.income_category,
+        )
+        services._apply_training(application, population.training(person, period))
+        application.submit()
+        application.submitted_at = now
+        drafts.append(application)
+    created = Application.objects.bulk_create(drafts)
+    ids = [a.pk for a in created]
+    if stored is not None:
+        Document.objects.bulk_create(
+            Document(
+                application_id=a.pk,
+                kind=Document.Kind.ENROLLMENT_CERTIFICATE,
+                file=stored.file.name,
+                original_name=stored.original_name,
+                content_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                uploaded_by_id=users[p.applicant_id],
+            )
+            for a, p in zip(created, people, strict=True)
+            if p.certificate
+        )
+    submitted = Application.objects.filter(pk__in=ids)
+    bulk_transition(submitted, "start_screening", updated_at=now)
+    bulk_transition(submitted, "finish_screening", updated_at=now)
+    events = []
+    for a, p in zip(created, people, strict=True):
+        actor = users[p.applicant_id]
+        events += [
+            AuditEvent(
+                actor_id=actor,
+                action="application.created",
+                object_type=LABEL,
+                object_id=str(a.pk),
+                to_state=Status.DRAFT,
+            ),
+            AuditEvent(
+                actor_id=actor,
+                action="application.submitted",
+                object_type=LABEL,
+                object_id=str(a.pk),
+                from_state=Status.DRAFT,
+                to_state=Status.SUBMITTED,
+            ),
+            AuditEvent(
+                action="application.screened",
+                object_type=LABEL,
+                object_id=str(a.pk),
+                from_state=Status.SCREENING,
+                to_state=Status.UNDER_REVIEW,
+            ),
+        ]
+    AuditEvent.objects.bulk_create(events)
+    notification_enqueue_many(rows=submitted, kind=Notification.Kind.SUBMITTED, event_key="intake")
+    return len(ids)
+
+
+def bulk_intake(sim: Simulation) -> int:
+    """SAMPLE citizens apply through the services; the rest in bulk (see the module)."""
+    round_ = Round.objects.select_related("program").get(pk=sim.round_.pk)
+    tracker = sim.track("intake", len(sim.population))
+    sample = sim.population[:SAMPLE]
+    stored = _through_services(sim, round_, sample)
+    tracker.advance(len(sample))
+    for chunk in _chunks(sim.population[SAMPLE:], CHUNK):
+        tracker.advance(_in_bulk(round_, chunk, stored))
+    return len(sim.population)
+
+
+def bulk_screening(sim: Simulation) -> int:
+    """The sample's screening (set off by each submit), then the round's set-based
+    screening of what the bulk put under review."""
+    intake._wait_for_screening(sim, "screening on submit (sample)", ids=None)
+    under_review = Application.objects.filter(round=sim.round_, status=Status.UNDER_REVIEW)
+    total = under_review.count()
+    round_rescreen_task.delay(sim.round_.pk, f"{sim.prefix}-intake")
+    runs = ScreeningRun.objects.filter(
+        application__round=sim.round_, trigger_key=f"rescreen:{sim.prefix}-intake"
+    )
+    return wait_until(sim, "screening (set-based)", total=total, done=runs.count)
+
+
+TRANSITIONS = {
+    services.application_approve: ("approve", Notification.Kind.APPROVED, "application.approved"),
+    services.application_reject: ("reject", Notification.Kind.REJECTED, "application.rejected"),
+    services.application_request_documents: (
+        "request_documents",
+        Notification.Kind.DOCUMENTS_REQUESTED,
+        "application.documents_requested",
+    ),
+}
+
+
+@transaction.atomic
+def _decide_chunk(sim: Simulation, round_: Round, decisions: dict, counts: dict) -> None:
+    caseworker = sim.staff["caseworker"]
+    now = timezone.now()
+    appeal_until = (timezone.localdate(now) + timedelta(days=round_.appeal_days)).isoformat()
+    for (service, reason), ids in decisions.items():
+        transition, kind, action = TRANSITIONS[service]
+        target = transition_states(Application, transition)[1]
+        rows = Application.objects.filter(pk__in=ids, status=Status.UNDER_REVIEW)
+        fields = {"decision_reason": reason, "updated_at": now}
+        if transition == "request_documents":
+            fields.update(
+                documents_requested=[intake.DOCUMENT_KINDS[sim.program]],
+                documents_requested_at=now,
+            )
+        else:
+            fields.update(decided_at=now, decided_by=caseworker, rejection_final=False)
+        moved = list(rows.values_list("pk", flat=True))
+        bulk_transition(Application.objects.filter(pk__in=moved), transition, **fields)
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                actor=caseworker,
+                action=action,
+                object_type=LABEL,
+                object_id=str(pk),
+                from_state=Status.UNDER_REVIEW,
+                to_state=target,
+                reason=reason,
+            )
+            for pk in moved
+        )
+        notification_enqueue_many(
+            rows=Application.objects.filter(pk__in=moved),
+            kind=kind,
+            event_key="review",
+            reason_field="decision_reason",
+            appeal_until=appeal_until if transition == "reject" else "-",
+        )
+        counts[transition] += len(moved)
+
+
+def bulk_review(sim: Simulation) -> int:
+    """The caseworker's decision on each current screening result, applied in bulk."""
+    rng = random.Random(f"{sim.seed}:review:0")
+    round_ = Round.objects.get(pk=sim.round_.pk)
+    current = ScreeningRun.objects.filter(
+        application__round=round_, application__status=Status.UNDER_REVIEW, is_current=True
+    )
+    tracker = sim.track("review", current.count())
+    counts: dict[str, int] = defaultdict(int)
+    after = 0
+    while True:
+        chunk = list(
+            current.filter(application_id__gt=after)
+            .order_by("application_id")
+            .values_list("application_id", "rules")[:CHUNK]
+        )
+        if not chunk:
+            break
+        after = chunk[-1][0]
+        decisions: dict = defaultdict(list)
+        for pk, results in chunk:
+            service, reason = intake.decide(sim.program, results, rng, second_look=False)
+            decisions[(service, reason)].append(pk)
+        _decide_chunk(sim, round_, decisions, counts)
+        tracker.advance(len(chunk))
+    sim.notes["review"] = dict(counts)
+    return sum(counts.values())
