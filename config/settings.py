@@ -193,6 +193,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _db_options.setdefault(
         "options", f"-c jit=off -c work_mem={os.environ.get('BAEUM_PG_WORK_MEM', '32MB')}"
     )
+    # Behind PgBouncer in transaction mode a cursor must not outlive its transaction, as
+    # QuerySet.iterator()'s server-side cursors do outside one (README: a city-wide round).
+    if env_bool("DB_DISABLE_SERVER_SIDE_CURSORS"):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: login throttles and lockouts live here, so every web process must share it.

@@ -247,3 +247,21 @@ def test_each_sign_in_security_and_upload_setting_is_read_and_documented(name):
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     assert f"`{name}`" in table
     assert name in settings_names()
+
+
+CURSORS_PROBE = """
+import json
+import django
+django.setup()
+from django.db import connection
+print(json.dumps(connection.settings_dict.get("DISABLE_SERVER_SIDE_CURSORS", False)))
+"""
+
+
+@pytest.mark.parametrize("value, disabled", [("1", True), ("0", False)])
+def test_server_side_cursors_can_be_turned_off_for_a_transaction_pooler(tmp_path, value, disabled):
+    env = production_env(tmp_path)
+    env["DB_DISABLE_SERVER_SIDE_CURSORS"] = value
+    done = run_with(env, "-c", CURSORS_PROBE)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) is disabled

@@ -42,6 +42,7 @@ WALKTHROUGH = ("Walk-through with curl",)
 NOT_RUN = {
     "The two commands": "`make run` and `make test`: this test runs in one and starts the other",
     "Running in production": "needs PostgreSQL, a broker, secrets and gunicorn workers",
+    "Running a city-wide round": "needs a PostgreSQL server and several machines",
     "Development": "the test suite, lint and CI",
     "Configuration": "no commands to run",
 }
