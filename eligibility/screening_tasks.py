@@ -40,6 +40,12 @@ def round_recheck_task(round_id: int, job_key: str) -> dict:
     return round_recheck(round_id=round_id, job_key=job_key)
 
 
+def round_rescreen_request(*, round_id: int, job_key: str) -> None:
+    """Record a re-screen of the round under `job_key` as work of the current transaction:
+    sent after the commit, and by the sweeper if the broker is down then (once per key)."""
+    outbox_enqueue(round_rescreen_task, round_id, job_key, key=f"rescreen:{round_id}:{job_key}")
+
+
 def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
     """Record a re-screening of every round with applications under review, and a re-check
     of the decided ones, in the transaction that activates the snapshot; return the ids of
@@ -51,7 +57,6 @@ def rescreen_after_snapshot(*, snapshot_id: int) -> list[int]:
         .order_by("round_id")
     )
     for round_id in round_ids:
-        job_key = f"snapshot-{snapshot_id}"
-        outbox_enqueue(round_rescreen_task, round_id, job_key, key=f"rescreen:{round_id}:{job_key}")
+        round_rescreen_request(round_id=round_id, job_key=f"snapshot-{snapshot_id}")
     recheck_after_snapshot(snapshot_id=snapshot_id)
     return round_ids

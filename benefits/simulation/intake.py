@@ -25,7 +25,7 @@ from core.rrn import rrn_birth_date
 from eligibility import rules
 from eligibility.imports import registry_import_create
 from eligibility.models import RegistryImportJob, ScreeningRun
-from eligibility.screening_tasks import round_rescreen_task
+from eligibility.screening_tasks import round_rescreen_request
 
 User = get_user_model()
 Status = Application.Status
@@ -423,7 +423,8 @@ def rescreen(sim: Simulation) -> int:
     under_review = Application.objects.filter(round=sim.round_, status=Status.UNDER_REVIEW)
     total = under_review.count()
     job_key = sim.prefix
-    round_rescreen_task.delay(sim.round_.pk, job_key)
+    with transaction.atomic():  # through the outbox, as a snapshot's activation does
+        round_rescreen_request(round_id=sim.round_.pk, job_key=job_key)
     runs = ScreeningRun.objects.filter(
         application__round=sim.round_, trigger_key=f"rescreen:{job_key}"
     )

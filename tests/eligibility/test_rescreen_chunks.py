@@ -86,3 +86,30 @@ def test_a_chunk_run_again_screens_only_what_is_left_of_it(big_round, settings):
     # Only its own range: the applications after it wait for their own chunk.
     assert runs_per_application("rescreen:again") == dict.fromkeys(ids[:100], 1)
     assert set(Application.objects.values_list("status", flat=True)) == {"under_review"}
+
+
+def test_a_rescreen_requested_while_the_broker_is_down_waits_and_runs_once_it_returns(
+    big_round,  # noqa: F811
+    broker_down,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    from django.db import transaction
+
+    from config.celery import app as celery_app
+    from core.outbox import outbox_sweep
+    from eligibility.screening_tasks import round_rescreen_request
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        round_rescreen_request(round_id=big_round.pk, job_key="down")
+
+    entry = TaskOutbox.objects.get(key=f"rescreen:{big_round.pk}:down")
+    assert entry.status == TaskOutbox.Status.PENDING
+    assert runs_per_application("rescreen:down") == {}
+
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)  # the broker is back
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_sweep()
+    under_review = big_round.applications.filter(status=Application.Status.UNDER_REVIEW)
+    assert set(runs_per_application("rescreen:down").values()) == {1}
+    assert len(runs_per_application("rescreen:down")) == under_review.count()

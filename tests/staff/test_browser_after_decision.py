@@ -81,6 +81,10 @@ def test_a_caseworker_decides_an_appeal_and_resolves_a_match(open_page):
     shot(page, "10-caseworker-match-resolved-ko")
     assert MatchResolution.objects.get(application=matched).resolution == "not_the_same_person"
 
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name=f"Application #{matched.pk}")).to_be_visible()
+    shot(page, "10-caseworker-match-resolved-en")
+
 
 def test_finance_records_a_repayment_and_a_waiver_needs_a_second_user(open_page):
     from benefits.training_end import application_training_end
@@ -128,3 +132,7 @@ def test_finance_records_a_repayment_and_a_waiver_needs_a_second_user(open_page)
         233_333,
     )
     assert Recovery.objects.get().waiver_approved_by == finance2
+
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name=f"Recovery #{recovery.pk}")).to_be_visible()
+    shot(page, "12-finance2-waiver-approved-en")
