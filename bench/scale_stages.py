@@ -154,7 +154,7 @@ def bulk_intake(sim: Simulation) -> int:
     sample = sim.population[:SAMPLE]
     stored = _through_services(sim, round_, sample)
     tracker.advance(len(sample))
-    for chunk in _chunks(sim.population[SAMPLE:], CHUNK):
+    for chunk in _chunks(islice(sim.population, SAMPLE, None), CHUNK):
         tracker.advance(_in_bulk(round_, chunk, stored))
     return len(sim.population)
 

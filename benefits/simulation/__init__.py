@@ -73,7 +73,7 @@ class Simulation:
     round_: Any = None
     staff: dict = field(default_factory=dict)
     provider: Any = None
-    population: list = field(default_factory=list)
+    population: Any = None  # population.Population, drawn by intake.registries
     batches: list[int] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
     report: dict | None = None

@@ -184,11 +184,11 @@ def setup(sim: Simulation) -> int:
 # Registries.
 
 
-def _draw_population(sim: Simulation) -> list[population.Person]:
+def _draw_population(sim: Simulation) -> population.Population:
     """The run's people, none of whom is already an applicant of this database."""
     today = timezone.localdate()
     for _ in range(5):
-        people = population.people(
+        people = population.Population(
             program=sim.program, count=sim.applicants, seed=sim.seed, salt=sim.salt, today=today
         )
         taken = False
@@ -345,9 +345,11 @@ def citizens(sim: Simulation) -> int:
     for person in sample:
         person.applicant_id = register_through_services(sim, person).pk
         tracker.advance()
-    for chunk in _chunks(sim.population[len(sample) :], BULK_CHUNK):
+    sim.population.remember(sample)
+    for chunk in _chunks(islice(sim.population, len(sample), None), BULK_CHUNK):
         for person, applicant in zip(chunk, register_in_bulk(sim, chunk), strict=True):
             person.applicant_id = applicant.pk
+        sim.population.remember(chunk)
         tracker.advance(len(chunk))
     return len(sim.population)
 

@@ -7,6 +7,9 @@ run's own salt, so that runs on one database never collide on a person or an acc
 
 import csv
 import random
+import time
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -82,68 +85,139 @@ def _rrn(rng: random.Random, serial: int, *, minor: bool, today: date) -> str:
     return f"{born:%y%m%d}{gender}{serial % 10**6:06d}"
 
 
+def _draw(index: int, *, program: str, seed: int, salt: int, today: date) -> tuple[Person, bool]:
+    """Person `index` as drawn alone, and whether they give the previous person's account."""
+    rng = random.Random(f"{seed}:person:{index}")
+    scholarship = program == Program.Code.SCHOLARSHIP
+    draw = rng.random()
+    income = Income.NONE
+    for category, share in CLAIMS[program]:
+        if draw < share:
+            income = category
+            break
+        draw -= share
+    status = None
+    if income != Income.NONE:
+        status = income
+        draw = rng.random()
+        if draw < NOT_IN_REGISTRY:
+            status = None
+        elif income == Income.NEAR_POOR and draw < NOT_IN_REGISTRY + UNDERSTATED:
+            status = Income.BASIC_LIVELIHOOD
+    course = None
+    if scholarship:
+        pool = NOT_VOCATIONAL if rng.random() < NON_VOCATIONAL_COURSE else VOCATIONAL
+        course = pool[rng.randrange(len(pool))]
+    name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+    minor = not scholarship and rng.random() < UNDER_19
+    # Serials and accounts follow the index under the run's salt: unique within a run.
+    rrn = _rrn(rng, salt + index, minor=minor, today=today)
+    person = Person(
+        index=index,
+        rrn=rrn,
+        rrn_hmac=rrn_hmac(rrn),
+        legal_name=name,
+        phone=f"010-{rng.randrange(1000, 10000)}-{rng.randrange(1000, 10000)}",
+        district=DISTRICTS[rng.randrange(len(DISTRICTS))],
+        address=f"서울특별시 {rng.randrange(1, 300)}번길 {rng.randrange(1, 50)}",
+        bank_code=BANK_CODES[rng.randrange(len(BANK_CODES))],
+        account_number=f"{salt % 10**6:06d}{index:08d}",
+        income_category=income,
+        registry_status=status,
+        course=course,
+        certificate=scholarship and rng.random() >= NO_CERTIFICATE,
+        naeilbaeum=rng.random() < NAEILBAEUM,
+        youth_allowance=rng.random() < YOUTH_ALLOWANCE,
+        national_voucher=rng.random() < NATIONAL_VOUCHER,
+    )
+    # A fraud signal: now and then someone gives the previous person's account.
+    return person, rng.random() < SHARED_ACCOUNT
+
+
+OTHER_BENEFITS = ("naeilbaeum", "youth_allowance", "national_voucher")
+
+
+class Population(Sequence):
+    """`count` people (indexes start…start+count-1) for a round of `program`, drawn when a
+    slice of them is read rather than held: a city-wide round's million people would take
+    more than a gigabyte. Person i is the same whichever slice draws them; the applicant
+    each one became is kept (`remember`), eight bytes a person."""
+
+    def __init__(self, *, program: str, count: int, seed: int, salt: int, today: date, start=0):
+        self.start, self.count = start, count
+        self._args = {"program": program, "seed": seed, "salt": salt, "today": today}
+        self._applicants = array("q", bytes(8 * count))
+        self.drawing_seconds = 0.0  # time spent drawing people, for a bench to set apart
+        # However few they are, someone holds each of the other benefits, for screening to
+        # find: when nobody does, the person a quarter, a half, three quarters in does.
+        self._forced: dict[int, list[str]] = {}
+        missing = set(OTHER_BENEFITS) if count > 3 else set()
+        for person in self._people(start, start + count) if missing else ():
+            missing -= {holds for holds in OTHER_BENEFITS if getattr(person, holds)}
+            if not missing:
+                break
+        for position, holds in enumerate(OTHER_BENEFITS):
+            if holds in missing:
+                self._forced.setdefault(start + (position + 1) * count // 4, []).append(holds)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _people(self, first: int, stop: int):
+        """Draw people first…stop-1 in order, each with the account they give."""
+        began = time.perf_counter()
+        drawn = []
+        # Whoever gives the previous person's account gives the one that person gives.
+        back = first
+        while back > self.start and _draw(back, **self._args)[1]:
+            back -= 1
+        previous = None
+        for index in range(back, stop):
+            person, copies = _draw(index, **self._args)
+            if copies and index > self.start and previous is not None:
+                person.bank_code = previous.bank_code
+                person.account_number = previous.account_number
+            previous = person
+            if index >= first:
+                for holds in self._forced.get(index, ()):
+                    setattr(person, holds, True)
+                person.applicant_id = self._applicants[index - self.start] or None
+                drawn.append(person)
+        self.drawing_seconds += time.perf_counter() - began
+        return drawn
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            first, stop, step = key.indices(self.count)
+            if step != 1:
+                raise ValueError("a population is read in plain slices")
+            return self._people(self.start + first, self.start + max(first, stop))
+        if key < 0:
+            key += self.count
+        if not 0 <= key < self.count:
+            raise IndexError(key)
+        return self._people(self.start + key, self.start + key + 1)[0]
+
+    def __iter__(self):
+        for first in range(0, self.count, DRAW_CHUNK):
+            yield from self[first : first + DRAW_CHUNK]
+
+    def remember(self, people: list[Person]) -> None:
+        """Keep the applicant each of these people became."""
+        for person in people:
+            self._applicants[person.index - self.start] = person.applicant_id or 0
+
+
+DRAW_CHUNK = 10_000
+
+
 def people(
     *, program: str, count: int, seed: int, salt: int, today: date, start: int = 0
 ) -> list[Person]:
     """Draw `count` people (indexes start…start+count-1) for a round of `program`."""
-    result = []
-    claims = CLAIMS[program]
-    scholarship = program == Program.Code.SCHOLARSHIP
-    for index in range(start, start + count):
-        rng = random.Random(f"{seed}:person:{index}")
-        draw = rng.random()
-        income = Income.NONE
-        for category, share in claims:
-            if draw < share:
-                income = category
-                break
-            draw -= share
-        status = None
-        if income != Income.NONE:
-            status = income
-            draw = rng.random()
-            if draw < NOT_IN_REGISTRY:
-                status = None
-            elif income == Income.NEAR_POOR and draw < NOT_IN_REGISTRY + UNDERSTATED:
-                status = Income.BASIC_LIVELIHOOD
-        course = None
-        if scholarship:
-            pool = NOT_VOCATIONAL if rng.random() < NON_VOCATIONAL_COURSE else VOCATIONAL
-            course = pool[rng.randrange(len(pool))]
-        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
-        minor = not scholarship and rng.random() < UNDER_19
-        # Serials and accounts follow the index under the run's salt: unique within a run.
-        own_account = f"{salt % 10**6:06d}{index:08d}"
-        rrn = _rrn(rng, salt + index, minor=minor, today=today)
-        result.append(
-            Person(
-                index=index,
-                rrn=rrn,
-                rrn_hmac=rrn_hmac(rrn),
-                legal_name=name,
-                phone=f"010-{rng.randrange(1000, 10000)}-{rng.randrange(1000, 10000)}",
-                district=DISTRICTS[rng.randrange(len(DISTRICTS))],
-                address=f"서울특별시 {rng.randrange(1, 300)}번길 {rng.randrange(1, 50)}",
-                bank_code=BANK_CODES[rng.randrange(len(BANK_CODES))],
-                account_number=own_account,
-                income_category=income,
-                registry_status=status,
-                course=course,
-                certificate=scholarship and rng.random() >= NO_CERTIFICATE,
-                naeilbaeum=rng.random() < NAEILBAEUM,
-                youth_allowance=rng.random() < YOUTH_ALLOWANCE,
-                national_voucher=rng.random() < NATIONAL_VOUCHER,
-            )
-        )
-        # A fraud signal: now and then someone gives the previous person's account.
-        if result[-1].index > start and rng.random() < SHARED_ACCOUNT:
-            result[-1].bank_code = result[-2].bank_code
-            result[-1].account_number = result[-2].account_number
-    # However few they are, someone holds each of the other benefits, for screening to find.
-    for position, holds in enumerate(("naeilbaeum", "youth_allowance", "national_voucher")):
-        if len(result) > 3 and not any(getattr(p, holds) for p in result):
-            setattr(result[(position + 1) * len(result) // 4], holds, True)
-    return result
+    return list(
+        Population(program=program, count=count, seed=seed, salt=salt, today=today, start=start)
+    )
 
 
 def replacement_account(applicant_id: int, salt: int) -> str:
@@ -205,7 +279,7 @@ def _carried_rows(kind: str, skip: set[str]):
 def registry_files(
     *,
     directory: Path,
-    population: list[Person],
+    population: Iterable[Person],
     year: int,
     period: tuple[date, date],
     carry_over: bool,
@@ -214,46 +288,58 @@ def registry_files(
 
     Person registries name people by `rrn_hmac`: the files on disk hold no RRN, and rows
     carried over from the active snapshots (the other rounds' people) have only their hash.
+    The people are read once, as they stream.
     """
-    hmacs = [p.rrn_hmac for p in population]
-    mine = set(hmacs)
-    course_ids = {c[0] for c in COURSES}
     start, end = period
     training_from, training_to = start + timedelta(days=14), start + timedelta(days=134)
-    own: dict[str, list[list]] = {kind: [] for kind in RegistryKind.values}
-    for person, hmac in zip(population, hmacs, strict=True):
-        if person.registry_status:
-            own[RegistryKind.SOCIAL_SECURITY].append(
-                [hmac, person.registry_status, person.district, date(year - 1, 1, 1), None]
-            )
-        if person.naeilbaeum:
-            course_id = person.course[0] if person.course else "HRD-OTHER"
-            own[RegistryKind.NAEILBAEUM].append(
-                [hmac, date(year, 1, 1), date(year + 4, 12, 31), course_id, training_from,
-                 training_to]
-            )  # fmt: skip
-        if person.youth_allowance:
-            own[RegistryKind.YOUTH_ALLOWANCE].append(
-                [hmac, f"{start:%Y-%m}", f"{min(start + timedelta(days=150), end):%Y-%m}"]
-            )
-        if person.national_voucher:
-            own[RegistryKind.NATIONAL_VOUCHER].append([hmac, year])
-    own[RegistryKind.TRAINING_COURSES] = [
-        [course_id, name, institution, start, end, vocational]
-        for course_id, name, institution, vocational in COURSES
-    ]
-    paths = {}
-    for kind in RegistryKind.values:
-        person = kind != RegistryKind.TRAINING_COURSES
-        path = directory / f"{kind}.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow((("rrn_hmac",) if person else ()) + COLUMNS[kind])
-            writer.writerows([_csv_value(v) for v in row] for row in own[kind])
-            rows = len(own[kind])
+    mine: set[str] = set()
+    paths, files, writers, rows = {}, {}, {}, dict.fromkeys(RegistryKind.values, 0)
+    try:
+        for kind in RegistryKind.values:
+            person = kind != RegistryKind.TRAINING_COURSES
+            paths[kind] = directory / f"{kind}.csv"
+            files[kind] = paths[kind].open("w", newline="", encoding="utf-8")
+            writers[kind] = csv.writer(files[kind], lineterminator="\n")
+            writers[kind].writerow((("rrn_hmac",) if person else ()) + COLUMNS[kind])
+
+        def write(kind: str, row: list) -> None:
+            writers[kind].writerow([_csv_value(v) for v in row])
+            rows[kind] += 1
+
+        for person in population:
+            hmac = person.rrn_hmac
             if carry_over:
+                mine.add(hmac)
+            if person.registry_status:
+                write(
+                    RegistryKind.SOCIAL_SECURITY,
+                    [hmac, person.registry_status, person.district, date(year - 1, 1, 1), None],
+                )
+            if person.naeilbaeum:
+                course_id = person.course[0] if person.course else "HRD-OTHER"
+                write(
+                    RegistryKind.NAEILBAEUM,
+                    [hmac, date(year, 1, 1), date(year + 4, 12, 31), course_id, training_from,
+                     training_to],
+                )  # fmt: skip
+            if person.youth_allowance:
+                write(
+                    RegistryKind.YOUTH_ALLOWANCE,
+                    [hmac, f"{start:%Y-%m}", f"{min(start + timedelta(days=150), end):%Y-%m}"],
+                )
+            if person.national_voucher:
+                write(RegistryKind.NATIONAL_VOUCHER, [hmac, year])
+        for course_id, name, institution, vocational in COURSES:
+            write(RegistryKind.TRAINING_COURSES, [course_id, name, institution, start, end,
+                                                  vocational])  # fmt: skip
+        if carry_over:
+            course_ids = {c[0] for c in COURSES}
+            for kind in RegistryKind.values:
+                person = kind != RegistryKind.TRAINING_COURSES
                 for row in _carried_rows(kind, mine if person else course_ids):
-                    writer.writerow(row)
-                    rows += 1
-        paths[kind] = (path, rows)
-    return paths
+                    writers[kind].writerow(row)
+                    rows[kind] += 1
+    finally:
+        for f in files.values():
+            f.close()
+    return {kind: (paths[kind], rows[kind]) for kind in RegistryKind.values}

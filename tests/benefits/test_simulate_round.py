@@ -370,3 +370,34 @@ def test_a_replacement_account_is_never_another_citizens_first_account():
     )
     first = {p.account_number for p in people}
     assert not first & {population.replacement_account(pk, salt) for pk in range(40)}
+
+
+def test_a_population_read_in_slices_is_the_people_drawn_whole():
+    """A city-wide round reads its people a slice at a time rather than holding them: each
+    person, their shared account and the applicant they became must not depend on how."""
+    today = date.today()
+    whole = population.people(
+        program=Program.Code.SCHOLARSHIP, count=900, seed=2, salt=41, today=today, start=100
+    )
+    lazy = population.Population(
+        program=Program.Code.SCHOLARSHIP, count=900, seed=2, salt=41, today=today, start=100
+    )
+    copied = [i for i in range(1, 900) if whole[i].account_number == whole[i - 1].account_number]
+    assert copied, "this draw gives someone the previous person's account"
+    for first in [0, *copied, *(i - 1 for i in copied), 899]:
+        assert lazy[first : first + 7] == whole[first : first + 7]
+    assert lazy[-1] == whole[-1]
+
+    people = lazy[10:20]
+    for n, person in enumerate(people):
+        person.applicant_id = 5000 + n
+    lazy.remember(people)
+    assert [p.applicant_id for p in lazy[8:22]] == [None, None, *range(5000, 5010), None, None]
+
+
+def test_a_small_population_still_holds_each_other_benefit():
+    people = population.people(
+        program=Program.Code.SCHOLARSHIP, count=4, seed=1, salt=5, today=date.today()
+    )
+    for holds in population.OTHER_BENEFITS:
+        assert any(getattr(p, holds) for p in people), holds
