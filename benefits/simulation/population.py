@@ -76,11 +76,20 @@ class Person:
     applicant_id: int | None = None
 
 
+# An RRN's six last digits hold a million serials: the people of serials n and n + 10**6
+# are born on days of different residues modulo this, so that no two of a run share an RRN
+# (up to this many million people).
+SERIAL_BLOCKS = 4
+
+
 def _rrn(rng: random.Random, serial: int, *, minor: bool, today: date) -> str:
+    block = serial // 10**6 % SERIAL_BLOCKS
     if minor:
-        born = today - timedelta(days=365 * 17 + rng.randrange(0, 300))
+        days = 365 * 17 + rng.randrange(0, 300 // SERIAL_BLOCKS) * SERIAL_BLOCKS + block
+        born = today - timedelta(days=days)
     else:
-        born = date(1962, 1, 1) + timedelta(days=rng.randrange(0, 365 * 38))
+        days = rng.randrange(0, 365 * 38 // SERIAL_BLOCKS) * SERIAL_BLOCKS + block
+        born = date(1962, 1, 1) + timedelta(days=days)
     gender = (3 if born.year >= 2000 else 1) + rng.randrange(2)
     return f"{born:%y%m%d}{gender}{serial % 10**6:06d}"
 

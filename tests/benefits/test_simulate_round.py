@@ -401,3 +401,14 @@ def test_a_small_population_still_holds_each_other_benefit():
     )
     for holds in population.OTHER_BENEFITS:
         assert any(getattr(p, holds) for p in people), holds
+
+
+def test_people_a_million_serials_apart_never_share_an_rrn():
+    """A round of a million and more wraps the RRN's six-digit serial: the people whose
+    serials meet must still differ (a registry refuses two rows of one RRN). Under seed 1
+    and salt 0, persons 85,740 and 1,085,740 were once drawn the same birth date."""
+    draw = {"program": Program.Code.SCHOLARSHIP, "count": 1, "seed": 1, "salt": 0}
+    (one,) = population.people(**draw, today=date.today(), start=85_740)
+    (other,) = population.people(**draw, today=date.today(), start=1_085_740)
+    assert one.rrn[-6:] == other.rrn[-6:]
+    assert one.rrn != other.rrn
