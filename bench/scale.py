@@ -12,7 +12,7 @@ size, after a one-off import of the five registries (reported apart):
    both bank files, bank results with 5% failures, account fixes, the reissue batch, and
    the round report.
 
-Per stage: seconds, rows/s, the peak RSS of this process, of the Celery worker (--worker)
+Per stage: seconds, rows/s, the peak RSS of this process, of the Celery workers (--workers)
 and of the largest PostgreSQL process (sampled from /proc every 0.2 s), and the database
 size after it; then each stage's growth between sizes. Prints a markdown section and
 appends it to bench/RESULTS.md (unless --no-write).
@@ -20,7 +20,7 @@ appends it to bench/RESULTS.md (unless --no-write).
     .venv/bin/python bench/scale.py --sizes 10000,100000 --registry-rows 1000000
     .venv/bin/python bench/scale.py --sizes 2000 --registry-rows 20000 --no-write  # quick
 
-Tasks run eagerly in this process unless --worker starts one Celery worker (solo pool)
+Tasks run eagerly in this process unless --workers N starts N Celery workers (solo pool)
 on --broker. Uses (and recreates) the database in BENCH_SCALE_DATABASE_URL (default
 postgres://postgres@127.0.0.1:5432/baeum_scalebench_bench).
 """
@@ -71,8 +71,8 @@ def _rss(pid: int) -> int:
 class Watch:
     """Peak RSS per role, sampled in a thread: `take()` returns the peaks since the last."""
 
-    def __init__(self, worker_pid: int | None = None, interval: float = 0.2):
-        self.worker_pid, self.interval = worker_pid, interval
+    def __init__(self, worker_pids: tuple[int, ...] = (), interval: float = 0.2):
+        self.worker_pids, self.interval = set(worker_pids), interval
         self.peaks = {"bench": 0, "worker": 0, "postgres": 0}
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -90,7 +90,7 @@ class Watch:
             pid = int(entry.name)
             if comm.startswith("postgres"):
                 sample["postgres"] = max(sample["postgres"], _rss(pid))
-            elif self.worker_pid and self.worker_pid in (pid, ppid):
+            elif self.worker_pids & {pid, ppid}:
                 sample["worker"] = max(sample["worker"], _rss(pid))
         return sample
 
@@ -202,7 +202,7 @@ def setup_django(url: str, data_dir: str, broker: str | None) -> None:
     call_command("migrate", verbosity=0)
 
 
-def start_worker(data_dir: str) -> subprocess.Popen:
+def start_worker(data_dir: str, n: int) -> subprocess.Popen:
     from celery import current_app
     from django.conf import settings
 
@@ -215,7 +215,7 @@ def start_worker(data_dir: str) -> subprocess.Popen:
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
     command += ["--loglevel=WARNING", "--without-heartbeat", "--without-gossip"]
-    command += ["--without-mingle"]
+    command += ["--without-mingle", f"--hostname=scale{n}@%h"]
     return subprocess.Popen(command, cwd=ROOT, env=env)
 
 
@@ -403,13 +403,18 @@ def markdown(args, imports: list[dict], rounds: list[dict], began: str, loads: t
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         server = cursor.fetchone()[0]
-    worker = "one Celery worker (solo pool)" if args.worker else "eager tasks in this process"
+    worker = (
+        f"{args.workers} Celery worker(s) (solo pool) on the broker"
+        if args.workers
+        else "eager tasks in this process"
+    )
     sizes = ", ".join(f"{r['size']:,}" for r in rounds)
     lines = [
         f"### Whole round at {sizes} applicants — {began}",
         "",
         f"Command: `.venv/bin/python bench/scale.py --sizes {args.sizes} "
-        f"--registry-rows {args.registry_rows}{' --worker' if args.worker else ''}`  ",
+        f"--registry-rows {args.registry_rows}"
+        f"{f' --workers {args.workers}' if args.workers else ''}`  ",
         f"Machine: {os.cpu_count()} cores shared with other sessions' test suites "
         f"(load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end), "
         f"{platform.platform()}, Python {platform.python_version()}, Django "
@@ -439,20 +444,26 @@ def markdown(args, imports: list[dict], rounds: list[dict], began: str, loads: t
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for s in r["stages"]:
-            worker_mb = f"{s['worker']:.0f}" if args.worker else "—"
+            worker_mb = f"{s['worker']:.0f}" if args.workers else "—"
             lines.append(
                 f"| {s['stage']} | {s['rows']:,} | {s['seconds']:.2f} | "
                 f"{_rate(s['rows'], s['seconds'])} | {s['bench']:.0f} | {worker_mb} | "
                 f"{s['postgres']:.0f} | {s['db_mb']:,.0f} |"
             )
         work = sum(s["seconds"] for s in r["stages"])
-        citizens = next(s["seconds"] for s in r["stages"] if s["stage"] == "citizens")
+        by_stage = {s["stage"]: s for s in r["stages"]}
+        citizens = by_stage["citizens"]["seconds"]
+        fixes = by_stage["account-fixes"]
         peak = max(max(s["bench"], s["worker"], s["postgres"]) for s in r["stages"])
         lines += [
             f"| **total** | | **{work:.1f}** | | | | | |",
             "",
             f"The round's work without registering the citizens (accounts that exist before "
-            f"a round): **{work - citizens:.1f} s**. Largest process: {peak:.0f} MB. "
+            f"a round): **{work - citizens:.1f} s**; without the citizens' own requests "
+            f"(registering, and giving another account after a failed transfer: "
+            f"{fixes['rows']:,} calls of {1000 * fixes['seconds'] / max(fixes['rows'], 1):.1f} ms "
+            f"through the service, spread over days in a real round): "
+            f"**{work - citizens - fixes['seconds']:.1f} s**. Largest process: {peak:.0f} MB. "
             f"Review: {r['notes'].get('review')}; selection: {r['notes'].get('selection')}. "
             f"Drawing the simulated people (the bench's own work, set apart from the stages): "
             f"{sum(s.get('drawing', 0) for s in r['stages']):.1f} s.",
@@ -496,7 +507,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--registry-rows", type=int, default=10_000_000)
-    parser.add_argument("--worker", action="store_true", help="one Celery worker, not eager")
+    parser.add_argument("--workers", type=int, default=0, help="Celery workers (0: eager)")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/11")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--no-write", action="store_true", help="print, do not append")
@@ -511,9 +522,9 @@ def main() -> None:
 
     recreate_database(url)
     data_dir = tempfile.mkdtemp(prefix="baeum-scale-")
-    setup_django(url, data_dir, args.broker if args.worker else None)
-    worker = start_worker(data_dir) if args.worker else None
-    watch = Watch(worker.pid if worker else None)
+    setup_django(url, data_dir, args.broker if args.workers else None)
+    workers = [start_worker(data_dir, n) for n in range(args.workers)]
+    watch = Watch(tuple(w.pid for w in workers))
     autovacuum = None if autovacuum_is_on() else Autovacuum(url)
     try:
         salt = random.Random(sum(sizes)).randrange(10**9)
@@ -533,8 +544,9 @@ def main() -> None:
         watch.stop()
         if autovacuum is not None:
             autovacuum.stop()
-        if worker is not None:
+        for worker in workers:
             worker.terminate()
+        for worker in workers:
             worker.wait(timeout=30)
     loads.append(os.getloadavg()[0])
     text = markdown(args, imports, rounds, began, tuple(loads))
