@@ -2,15 +2,19 @@
 
 1. A round of --applications applications (made in bulk): half under review, half
    selected, each with a current screening run (one in ten found a duplicate, outcomes
-   mixed), applicants spread over the 25 districts.
+   mixed), applicants spread over the 25 districts. With --shared-every N, every N-th
+   selected applicant gives the previous one's bank account, so that the batch's
+   pre-release audit has flagged payments to list (two per account).
 2. A disbursement batch of the selected half, built by the services (`batch_create`,
    `batch_build`): --applications / 2 payments, before approval (so the batch page also
    computes its pre-release audit).
-3. Each page is requested in-process through Django's test client, signed in as the
-   role that reads it, --repeat times after one warm-up; the time is the whole request
-   (middleware, queries, template), i.e. the server's side of the page.
+3. Each page (and the API's batch and audit answers) is requested in-process through
+   Django's test client, signed in as the role that reads it, --repeat times after one
+   warm-up; the time is the whole request (middleware, queries, template), i.e. the
+   server's side of the page.
 
-    .venv/bin/python bench/workbench.py [--applications 100000] [--repeat 7]
+    .venv/bin/python bench/workbench.py [--applications 100000] [--repeat 7] \
+        [--shared-every 0] [--queries]
 
 Uses (and recreates) the database in BENCH_WORKBENCH_DATABASE_URL
 (default postgres://postgres@127.0.0.1:5432/baeum_bench_workbench).
@@ -36,7 +40,7 @@ CHUNK = 10_000
 NAMES = "김이박최정강조윤장임한오서신권황안송류홍"
 
 
-def make_round(n: int) -> int:
+def make_round(n: int, shared_every: int = 0) -> int:
     """A selected scholarship round of n applications; the second half selected."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
@@ -66,6 +70,11 @@ def make_round(n: int) -> int:
         ruleset_version="scholarship-2026.1",
     )
     User = get_user_model()
+
+    def account(i: int) -> str:
+        shared = shared_every and i > n // 2 and (i - n // 2) % shared_every == 0
+        return f"{100000000000 + i - 1 if shared else 100000000000 + i}"
+
     for start in range(0, n, CHUNK):
         stop = min(start + CHUNK, n)
         users = User.objects.bulk_create(
@@ -79,8 +88,8 @@ def make_round(n: int) -> int:
                     birth_date=date(1960, 1, 1) + timedelta(days=i % 15000),
                     district=districts[i % 25],
                     bank_code="004",
-                    account_number=f"{100000000000 + i}",
-                    account_fingerprint=account_fingerprint("004", f"{100000000000 + i}"),
+                    account_number=account(i),
+                    account_fingerprint=account_fingerprint("004", account(i)),
                     account_holder="김민준",
                 )
                 for i, user in zip(range(start, stop), users, strict=True)
@@ -165,6 +174,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--applications", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument(
+        "--shared-every",
+        type=int,
+        default=0,
+        help="every N-th selected applicant gives the previous one's account (0: none)",
+    )
     parser.add_argument("--queries", action="store_true", help="show each page's slowest queries")
     args = parser.parse_args()
     url = os.environ.get("BENCH_WORKBENCH_DATABASE_URL", DEFAULT_URL)
@@ -178,7 +193,7 @@ def main():
 
     ensure_roles()
     t0 = time.perf_counter()
-    round_id = make_round(args.applications)
+    round_id = make_round(args.applications, args.shared_every)
     caseworker = staff_user("bench-caseworker", Role.CASEWORKER)
     finance = staff_user("bench-finance", Role.FINANCE)
     batch_id = build_batch(round_id, finance)
@@ -199,11 +214,18 @@ def main():
         ("batch page (draft, with the pre-release audit)", payer, f"/staff/batches/{batch_id}/"),
         ("batch page, payments search by name", payer, f"/staff/batches/{batch_id}/?q=박"),
         ("batches list", payer, "/staff/batches/"),
+        ("API: the batch (with its audit summary)", payer, f"/api/v1/disbursements/{batch_id}/"),
+        ("API: the batch's audit list", payer, f"/api/v1/disbursements/{batch_id}/audit/"),
     ]
+    shared = (
+        f", every {args.shared_every}th selected applicant sharing the previous one's account"
+        if args.shared_every
+        else ""
+    )
     print(
         f"Staff workbench pages, {args.applications:,} applications "
         f"({args.applications // 2:,} under review, a batch of {args.applications // 2:,} "
-        f"payments); PostgreSQL {connection.pg_version // 10000}, Python "
+        f"payments{shared}); PostgreSQL {connection.pg_version // 10000}, Python "
         f"{platform.python_version()}, {os.cpu_count()} cores; median of {args.repeat}:"
     )
     print("| page | median ms | max ms |")

@@ -15,8 +15,8 @@ from django.db.models import (
     Prefetch,
     Q,
     Sum,
+    Value,
 )
-from django.db.models.expressions import RawSQL
 from django.shortcuts import get_object_or_404
 
 from benefits.models import Applicant, Application, ApplicationFlag, Round
@@ -186,89 +186,137 @@ def _flag(condition) -> ExpressionWrapper:
     return ExpressionWrapper(condition, output_field=BooleanField())
 
 
-def _shared_account_sql(batch: DisbursementBatch) -> RawSQL:
-    """The ids of the batch's payments whose account someone else is paid to or gives.
+def _audit_sql(batch: DisbursementBatch) -> tuple[str, dict]:
+    """The batch's flagged payments: id, status, then a column per AUDIT_FLAGS entry.
 
-    Someone else: another applicant who gives the account now, or another payee's payment
-    (a citizen's or a provider's), made or on its way, in this batch or any other. One
-    set-based statement whatever the batch's size: the accounts the batch pays are grouped
-    once against each source, where a probe per payment took seconds for 50,000.
+    - shared_account: someone else gives the payment's account now (another applicant),
+      or is paid to it (another payee's live payment, a citizen's or a provider's, in this
+      batch or any other);
+    - account_changed: the payee changed accounts shortly before the batch, or since the
+      payment copied it;
+    - amount_anomaly: not the round's amount; application_changed: no longer selected;
+    - eligibility_changed: a registry now says otherwise than when the application was
+      approved (an open flag).
+
+    One set-based statement whatever the batch's size, where a probe per payment took
+    seconds for 50,000: the batch's payments hash-joined once to their applications and
+    payees, once to the applicants and once to the live payments on the account's
+    fingerprint. A payee is an integer, the applicant's id or a provider's id negated, so
+    comparing two costs nothing. The second arm names the payments shared with another
+    payment, and a payment comes back once for each other holder or payment of its
+    account (batch_audit_read merges the rows): n payments on one account make n² rows,
+    as two arms rather than one join so that they never make n³.
     """
     q = connection.ops.quote_name
     payment, application = q(Payment._meta.db_table), q(Application._meta.db_table)
-    applicant = q(Applicant._meta.db_table)
-    live = ", ".join(["%s"] * len(Payment.LIVE_STATES))
-
-    def payee(alias: str, application_alias: str) -> str:
-        # A payee as text, a citizen's applicant or a provider: "a12", "p3".
-        return (
-            f"CASE WHEN {application_alias}.applicant_id IS NOT NULL "
-            f"THEN 'a' || CAST({application_alias}.applicant_id AS TEXT) "
-            f"ELSE 'p' || CAST({alias}.provider_id AS TEXT) END"
-        )
-
+    applicant, round_ = q(Applicant._meta.db_table), q(Round._meta.db_table)
+    flag = q(ApplicationFlag._meta.db_table)
+    live = ", ".join(f"%(live{i})s" for i in range(len(Payment.LIVE_STATES)))
+    reasons = {
+        "shared_account": "(o.id IS NOT NULL)",
+        "account_changed": """(p.application_id IS NOT NULL AND (
+            ap.account_changed_at >= %(since)s OR ap.account_fingerprint IS NULL
+            OR ap.account_fingerprint <> p.account_fingerprint))""",
+        "amount_anomaly": "(p.application_id IS NOT NULL AND p.amount <> r.amount)",
+        "application_changed": """(p.application_id IS NOT NULL
+            AND (a.status IS NULL OR a.status <> %(selected)s))""",
+        "eligibility_changed": f"""(p.application_id IN (
+            SELECT f.application_id FROM {flag} f
+            WHERE f.kind = %(eligibility)s AND f.cleared_at IS NULL))""",  # noqa: S608
+    }
+    shared_only = ", ".join("TRUE" if name == "shared_account" else "FALSE" for name in AUDIT_FLAGS)
     # Quoted table names; every value is bound.
     sql = f"""
-        WITH paid_here AS (
-            SELECT p.id, p.account_fingerprint AS fp, {payee("p", "a")} AS payee
-            FROM {payment} p LEFT JOIN {application} a ON a.id = p.application_id
-            WHERE p.batch_id = %s AND p.account_fingerprint <> ''),
-        holders AS (
-            SELECT account_fingerprint AS fp, MIN('a' || CAST(id AS TEXT)) AS lo,
-                   MAX('a' || CAST(id AS TEXT)) AS hi
-            FROM {applicant} WHERE account_fingerprint IN (SELECT fp FROM paid_here)
-            GROUP BY account_fingerprint),
-        paid AS (
-            SELECT x.account_fingerprint AS fp, MIN({payee("x", "xa")}) AS lo,
-                   MAX({payee("x", "xa")}) AS hi
-            FROM {payment} x LEFT JOIN {application} xa ON xa.id = x.application_id
-            WHERE x.status IN ({live}) AND x.account_fingerprint IN (SELECT fp FROM paid_here)
-            GROUP BY x.account_fingerprint)
-        SELECT h.id FROM paid_here h
-        LEFT JOIN holders o ON o.fp = h.fp
-        LEFT JOIN paid e ON e.fp = h.fp
-        WHERE o.lo <> o.hi OR o.lo <> h.payee OR e.lo <> e.hi OR e.lo <> h.payee
+        SELECT p.id, p.status, {", ".join(reasons[name] for name in AUDIT_FLAGS)}
+        FROM {payment} p
+        JOIN {round_} r ON r.id = p.round_id
+        LEFT JOIN {application} a ON a.id = p.application_id
+        LEFT JOIN {applicant} ap ON ap.id = a.applicant_id
+        LEFT JOIN {applicant} o ON o.account_fingerprint = p.account_fingerprint
+            AND p.account_fingerprint <> '' AND o.id <> COALESCE(a.applicant_id, -p.provider_id)
+        WHERE p.batch_id = %(batch)s AND ({" OR ".join(reasons.values())})
+        UNION ALL
+        SELECT p.id, p.status, {shared_only}
+        FROM {payment} p
+        JOIN {payment} x ON x.account_fingerprint = p.account_fingerprint AND x.id <> p.id
+        LEFT JOIN {application} a ON a.id = p.application_id
+        LEFT JOIN {application} xa ON xa.id = x.application_id
+        WHERE p.batch_id = %(batch)s AND p.account_fingerprint <> '' AND x.status IN ({live})
+          AND COALESCE(xa.applicant_id, -x.provider_id) <> COALESCE(a.applicant_id, -p.provider_id)
     """  # noqa: S608
-    return RawSQL(sql, [batch.pk, *Payment.LIVE_STATES])  # noqa: S611 - names quoted, values bound
-
-
-def _flag_expressions(batch: DisbursementBatch) -> dict:
-    """The pre-release audit's reasons to hold a payment out, as SQL expressions that read
-    the batch in one pass (see _shared_account_sql); the payee's own account through the
-    join the payment makes anyway."""
     since = batch.created_at - settings.BAEUM_ACCOUNT_CHANGE_WINDOW
-    payee = "application__applicant__"
-    # Changed shortly before the batch, or since the payment copied it.
-    account_changed = Q(application__isnull=False) & (
-        Q(**{f"{payee}account_changed_at__gte": since})
-        | ~Q(**{f"{payee}account_fingerprint": F("account_fingerprint")})
-    )
-    return {
-        "shared_account": _flag(Q(pk__in=_shared_account_sql(batch))),
-        "account_changed": _flag(account_changed),
-        "amount_anomaly": _flag(Q(application__isnull=False) & ~Q(amount=F("round__amount"))),
-        "application_changed": _flag(
-            Q(application__isnull=False) & ~Q(application__status=Application.Status.SELECTED)
-        ),
-        # A registry now says otherwise than when the application was approved.
-        "eligibility_changed": _flag(
-            Exists(
-                ApplicationFlag.objects.filter(
-                    application_id=OuterRef("application_id"),
-                    kind=ApplicationFlag.Kind.ELIGIBILITY_CHANGED,
-                    cleared_at__isnull=True,
-                )
-            )
-        ),
+    return sql, {
+        "batch": batch.pk,
+        "since": connection.ops.adapt_datetimefield_value(since),
+        "selected": Application.Status.SELECTED,
+        "eligibility": ApplicationFlag.Kind.ELIGIBILITY_CHANGED,
+        **{f"live{i}": state for i, state in enumerate(Payment.LIVE_STATES)},
     }
 
 
-def payments_with_flags(batch: DisbursementBatch):
-    """The batch's payments, each annotated with the pre-release audit flags."""
+def _ids_flag(ids) -> ExpressionWrapper:
+    # Flagged payments are few; a batch whose every payment is flagged binds a long list,
+    # which PostgreSQL hashes (psycopg binds it on the client) and SQLite takes up to 250,000.
+    return _flag(Q(pk__in=sorted(ids)) if ids else Value(False))
+
+
+@dataclass(frozen=True)
+class BatchAudit:
+    """A batch's pre-release audit as read at one moment: each flagged payment's flags.
+
+    Read once per request (batch_audit_read) and handed to the selectors below, so that a
+    page's summary, its list of flagged payments and its payments' badges cost one
+    reading of the batch and agree with each other.
+    """
+
+    batch_id: int
+    flags: dict[int, tuple[str, ...]]  # payment id -> its flags; unflagged payments left out
+    pending: frozenset[int]  # the flagged payments that are pending
+
+    def ids(self, flag: str | None = None, *, pending: bool = False) -> set[int]:
+        """The payments carrying `flag` (or any flag), only the pending ones if asked."""
+        return {
+            pk
+            for pk, flags in self.flags.items()
+            if (flag is None or flag in flags) and (not pending or pk in self.pending)
+        }
+
+
+def batch_audit_read(batch: DisbursementBatch) -> BatchAudit:
+    """Read the batch's pre-release audit now, in one set-based statement (_audit_sql)."""
+    sql, params = _audit_sql(batch)
+    flags: dict[int, set[str]] = {}
+    pending = set()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for pk, status, *marks in cursor.fetchall():
+            found = flags.setdefault(pk, set())
+            found.update(name for name, mark in zip(AUDIT_FLAGS, marks, strict=True) if mark)
+            if status == Payment.Status.PENDING:
+                pending.add(pk)
+    return BatchAudit(
+        batch_id=batch.pk,
+        flags={pk: tuple(f for f in AUDIT_FLAGS if f in found) for pk, found in flags.items()},
+        pending=frozenset(pending),
+    )
+
+
+def _audit_of(batch: DisbursementBatch, audit: BatchAudit | None) -> BatchAudit:
+    if audit is None:
+        return batch_audit_read(batch)
+    if audit.batch_id != batch.pk:
+        raise ValueError(f"The audit read is batch #{audit.batch_id}'s, not #{batch.pk}'s.")
+    return audit
+
+
+def payments_with_flags(batch: DisbursementBatch, *, audit: BatchAudit | None = None):
+    """The batch's payments, each annotated with the pre-release audit flags (read now, or
+    the `audit` read already for this request)."""
+    audit = _audit_of(batch, audit)
     return (
         Payment.objects.filter(batch=batch)
         .select_related("application__applicant", "provider")
-        .annotate(**_flag_expressions(batch))
+        .annotate(**{flag: _ids_flag(audit.ids(flag)) for flag in AUDIT_FLAGS})
         .order_by("id")
     )
 
@@ -277,29 +325,24 @@ def payment_flags(payment: Payment) -> list[str]:
     return [flag for flag in AUDIT_FLAGS if getattr(payment, flag, False)]
 
 
-def batch_audit(batch: DisbursementBatch, *, flag: str | None = None):
+def batch_audit(
+    batch: DisbursementBatch, *, flag: str | None = None, audit: BatchAudit | None = None
+):
     """Payments the checker should look at before approving: any flag, or the one asked for."""
-    payments = payments_with_flags(batch).filter(status=Payment.Status.PENDING)
-    if flag:
-        return payments.filter(**{flag: True})
-    query = Q()
-    for name in AUDIT_FLAGS:
-        query |= Q(**{name: True})
-    return payments.filter(query)
-
-
-def batch_audit_summary(batch: DisbursementBatch) -> dict:
-    """How many pending payments carry each audit flag, and under "any" how many carry at
-    least one (the length of batch_audit's list), in one pass."""
-    # Counted on the expressions themselves: Django drops annotations inside aggregate().
-    flags = _flag_expressions(batch)
-    any_flag = Q()
-    for expression in flags.values():
-        any_flag |= Q(expression)
-    return Payment.objects.filter(batch=batch, status=Payment.Status.PENDING).aggregate(
-        **{name: Count("id", filter=expression) for name, expression in flags.items()},
-        any=Count("id", filter=any_flag),
+    audit = _audit_of(batch, audit)
+    return payments_with_flags(batch, audit=audit).filter(
+        status=Payment.Status.PENDING, pk__in=sorted(audit.ids(flag, pending=True))
     )
+
+
+def batch_audit_summary(batch: DisbursementBatch, *, audit: BatchAudit | None = None) -> dict:
+    """How many pending payments carry each audit flag, and under "any" how many carry at
+    least one (the length of batch_audit's list)."""
+    audit = _audit_of(batch, audit)
+    return {
+        **{flag: len(audit.ids(flag, pending=True)) for flag in AUDIT_FLAGS},
+        "any": len(audit.pending),
+    }
 
 
 def payments_for_citizen(application: Application) -> list[Payment]:

@@ -153,9 +153,12 @@ def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:
     return batches
 
 
-def batch_payments(batch: DisbursementBatch, *, filters: dict) -> QuerySet[Payment]:
-    """The batch's payments with their audit flags, narrowed by state, flag and a search."""
-    payments = payment_selectors.payments_with_flags(batch)
+def batch_payments(
+    batch: DisbursementBatch, *, filters: dict, audit: payment_selectors.BatchAudit | None = None
+) -> QuerySet[Payment]:
+    """The batch's payments with their audit flags (from `audit` if the page read it
+    already), narrowed by state, flag and a search."""
+    payments = payment_selectors.payments_with_flags(batch, audit=audit)
     if filters.get("status"):
         payments = payments.filter(status=filters["status"])
     if filters.get("flag"):

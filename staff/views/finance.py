@@ -103,16 +103,20 @@ def batch_detail(request, pk: int):
     filter_form = PaymentFilterForm(request.GET or None)
     filters = filter_form.cleaned_data if filter_form.is_valid() else {}
     totals = payment_selectors.batch_counts(batch)
+    # Read once: the summary, the audit list and the payments' badges all come from it.
+    read = payment_selectors.batch_audit_read(batch)
     # Unfiltered, the payments are counted already (totals); so is the audit list (summary).
     every = sum(totals["counts"].values()) if not any(filters.values()) else None
     payments = paginate(
-        request, staff_selectors.batch_payments(batch, filters=filters), count=every
+        request, staff_selectors.batch_payments(batch, filters=filters, audit=read), count=every
     )
-    audit_summary = payment_selectors.batch_audit_summary(batch) if before_approval else None
+    audit_summary = (
+        payment_selectors.batch_audit_summary(batch, audit=read) if before_approval else None
+    )
     audit = (
         paginate(
             request,
-            payment_selectors.batch_audit(batch),
+            payment_selectors.batch_audit(batch, audit=read),
             param="audit_page",
             size=20,
             count=audit_summary.pop("any"),
