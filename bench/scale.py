@@ -122,11 +122,12 @@ class Autovacuum:
     10-row table reads 100,000 rows per check by the end of the intake."""
 
     THRESHOLDS = """
-        SELECT s.relname,
+        SELECT s.schemaname, s.relname,
                s.n_dead_tup > 50 + 0.2 * GREATEST(c.reltuples, 0)
                OR s.n_ins_since_vacuum > 1000 + 0.2 * GREATEST(c.reltuples, 0) AS vacuum,
                s.n_mod_since_analyze > 50 + 0.1 * GREATEST(c.reltuples, 0) AS analyze
         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        WHERE c.relpersistence = 'p'  -- as autovacuum: never another session's temp table
     """
 
     def __init__(self, url: str, naptime: float = 60.0):
@@ -139,16 +140,21 @@ class Autovacuum:
         self._thread.start()
 
     def _run(self, naptime: float) -> None:
+        import psycopg
         from psycopg import sql
 
         while not self._stop.wait(naptime):
             rows = self._connection.execute(self.THRESHOLDS).fetchall()
-            for table, vacuum, analyze in rows:
+            for schema, table, vacuum, analyze in rows:
                 if not (vacuum or analyze):
                     continue
                 started = time.perf_counter()
                 command = "VACUUM ANALYZE {}" if vacuum else "ANALYZE {}"
-                self._connection.execute(sql.SQL(command).format(sql.Identifier(table)))
+                name = sql.Identifier(schema, table)
+                try:
+                    self._connection.execute(sql.SQL(command).format(name))
+                except psycopg.errors.UndefinedTable:
+                    continue  # dropped since the statistics were read (a test's table)
                 self.runs += 1
                 self.seconds += time.perf_counter() - started
 
