@@ -24,8 +24,8 @@ from api.views import IDEMPOTENCY_PARAMETER, MAX_ID
 from benefits.models import Round
 from core.roles import Role
 from payments import exports, selectors, services
-from payments.imports import bank_results_import
-from payments.models import DisbursementBatch, Payment
+from payments.imports import bank_results_submit
+from payments.models import BankResultImport, DisbursementBatch, Payment
 
 IsFinance = role_permission(Role.FINANCE)
 CanReadBatches = role_permission(Role.FINANCE, Role.AUDITOR)
@@ -153,6 +153,12 @@ class ResultUploadSerializer(StrictSerializer):
     file = serializers.FileField(allow_empty_file=True, max_length=255)
 
 
+class ResultImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
 class ResultImportSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     batch = serializers.IntegerField(source="batch_id")
@@ -165,6 +171,12 @@ class ResultImportSerializer(serializers.Serializer):
     pending = serializers.IntegerField(source="summary.pending")
     unchanged = serializers.IntegerField(source="summary.unchanged")
     created_at = serializers.DateTimeField()
+    # Applied in chunks by the workers when tasks do not run eagerly: the counts above
+    # grow as chunks commit, and are final once the status is succeeded.
+    status = serializers.ChoiceField(choices=BankResultImport.Status.choices)
+    lines_done = serializers.IntegerField(help_text="Lines applied so far.")
+    errors = ResultImportErrorSerializer(many=True, help_text="Why a failed import failed.")
+    finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class BatchFilter(filters.FilterSet):
@@ -335,7 +347,7 @@ class DisbursementResultsApi(APIView):
         upload = data.validated_data["file"]
         if upload.size > 200 * 1024 * 1024:
             raise field_error("file", "A result file is at most 200 MB.", "file_too_large")
-        record = bank_results_import(batch=batch, actor=request.user, data=upload.read())
+        record = bank_results_submit(batch=batch, actor=request.user, upload=upload)
         return Response(ResultImportSerializer(record).data)
 
 

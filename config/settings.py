@@ -465,6 +465,8 @@ BAEUM_LONG_TASKS = (
     "eligibility.tasks.registry_import_run_task",
     "payments.tasks.batch_build_task",
     "payments.tasks.bank_files_generate_task",
+    "payments.tasks.bank_results_run_task",
+    "payments.tasks.bank_results_chunk_task",
 )
 CELERY_TASK_ROUTES = {name: {"queue": "long"} for name in BAEUM_LONG_TASKS}
 # A round's re-screen is cut into chunk tasks of this many applications under review (by
@@ -472,6 +474,9 @@ CELERY_TASK_ROUTES = {name: {"queue": "long"} for name in BAEUM_LONG_TASKS}
 # BAEUM_RESCREEN_COMMIT applications, renewing its lease between them.
 BAEUM_RESCREEN_CHUNK = env_int("BAEUM_RESCREEN_CHUNK", 10_000)
 BAEUM_RESCREEN_COMMIT = env_int("BAEUM_RESCREEN_COMMIT", 5_000)
+# A bank result file is applied in chunk tasks of this many lines, each committed on its
+# own; each reads the stored file up to its chunk.
+BAEUM_RESULTS_CHUNK = env_int("BAEUM_RESULTS_CHUNK", 50_000)
 # The task outbox: a run that renewed its lease longer ago than this is taken over; work
 # sent but not started within REDISPATCH_AFTER is sent again (doubling each time); a task
 # that failed (or lost its lease) this many times is given up and logged as an error.

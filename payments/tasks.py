@@ -4,6 +4,7 @@ from celery import shared_task
 
 from core.tasks import RETRY_ON_DATABASE_ERRORS
 from payments.exports import bank_file_generate
+from payments.imports import bank_results_chunk, bank_results_run
 from payments.models import BankFile
 from payments.services import batch_build
 from payments.vouchers import vouchers_lapse
@@ -25,3 +26,15 @@ def bank_files_generate_task(batch_id: int) -> list[str]:
 def vouchers_lapse_task() -> int:
     """Lapse unspent vouchers past their expiry (daily, by beat); lapses nothing twice."""
     return vouchers_lapse()
+
+
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
+def bank_results_run_task(import_id: int) -> int | None:
+    """Check a stored bank result file and record its chunk tasks; safe to run twice."""
+    return bank_results_run(import_id=import_id).chunks_total
+
+
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
+def bank_results_chunk_task(import_id: int, index: int) -> bool:
+    """Apply one chunk of a bank result file; a chunk applied before changes nothing."""
+    return bank_results_chunk(import_id=import_id, index=index)

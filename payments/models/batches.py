@@ -314,23 +314,60 @@ class BankFile(models.Model):
 
 
 class BankResultImport(models.Model):
-    """A bank result file applied to a batch; the same file applied twice is one import."""
+    """A bank result file applied to a batch; the same file applied twice is one import.
+
+    Its lines are applied in chunks that commit on their own (payments.imports); the
+    counts so far are the progress, `summary` the counts once it succeeded.
+    """
+
+    # A pain.002 may quote the original transfer, its accounts with it: the stored upload is
+    # encrypted (core.crypto.encrypt_file) and deleted once the import ends.
+    FILE_PURPOSE = "bank_result"
+    SEALED_FILES = {"file": FILE_PURPOSE}
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
 
     batch = models.ForeignKey(
         DisbursementBatch, on_delete=models.PROTECT, related_name="result_imports"
     )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     sha256 = models.CharField(max_length=64)
     format = models.CharField(max_length=10)
+    file = models.FileField(upload_to="bank-results/", max_length=200, blank=True)
     imported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
+    lines_total = models.PositiveIntegerField(default=0)
+    lines_done = models.PositiveIntegerField(default=0)
+    # The chunks applied so far, by index: a chunk delivered twice is counted once.
+    chunks_total = models.PositiveIntegerField(null=True, blank=True)
+    chunks_done = models.JSONField(default=list, blank=True)
     summary = models.JSONField(default=dict)
+    # [{"line": 12, "code": "unknown_reference", "message": "..."}], capped.
+    errors = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["batch", "sha256"], name="one_import_per_result_file")
+            # A failed import applied nothing: the same file may be sent again.
+            models.UniqueConstraint(
+                fields=["batch", "sha256"],
+                condition=~Q(status="failed"),
+                name="one_import_per_result_file",
+            ),
+            # One import at a time per batch: a file checked against the payments' states
+            # is applied to those states.
+            models.UniqueConstraint(
+                fields=["batch"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_running_result_import_per_batch",
+            ),
         ]
 
     def __str__(self) -> str:

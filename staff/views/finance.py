@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from benefits.models import ApplicationFlag
 from payments import exports, services
 from payments import selectors as payment_selectors
-from payments.imports import bank_results_import
+from payments.imports import bank_results_submit
 from payments.models import DisbursementBatch
 from staff import selectors as staff_selectors
 from staff.access import FINANCE_READ, FINANCE_WRITE, can, staff_view
@@ -257,11 +257,16 @@ def batch_results(request, pk: int):
         return redirect("staff:batch", pk)
     ok, record = run_service(
         request,
-        lambda: bank_results_import(
-            batch=batch, actor=request.user, data=form.cleaned_data["file"].read()
+        lambda: bank_results_submit(
+            batch=batch, actor=request.user, upload=form.cleaned_data["file"]
         ),
     )
-    if ok:
+    if ok and record.status != record.Status.SUCCEEDED:
+        messages.info(
+            request,
+            _("The bank result file is being applied; the reconciliation below shows how far."),
+        )
+    elif ok:
         summary = record.summary
         messages.success(
             request,
