@@ -387,6 +387,8 @@ SPECTACULAR_SETTINGS = {
         "RecoveryStatusEnum": "payments.models.RECOVERY_STATUS_CHOICES",
         "BatchKindEnum": "payments.models.BATCH_KIND_CHOICES",
         "VoucherEntryKindEnum": "payments.models.VOUCHER_ENTRY_KIND_CHOICES",
+        # A registry import's states, which a bank result import's share.
+        "RegistryImportJobStatusEnum": "payments.models.RESULT_IMPORT_STATUS_CHOICES",
         "ValidationErrorEnum": (
             "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices"
         ),

@@ -272,6 +272,9 @@ def bank_results_import(*, batch: DisbursementBatch, actor, data) -> BankResultI
     digest = hashlib.sha256()
     for block in iter(lambda: stream.read(UPLOAD_CHUNK), b""):
         digest.update(block)
+    stream.seek(0)
+    # A file that does not parse is refused first, whatever the batch's state.
+    _refuse_if_malformed(batch, stream)
     batch = _lock_batch(batch)  # a second upload of the same file waits here, then replays
     previous = _previous(batch, digest.hexdigest())
     if previous is not None:

@@ -54,6 +54,11 @@ urlpatterns = [
     path("batches/<id:pk>/export/<str:fmt>/", finance.batch_export, name="batch_export"),
     path("batches/<id:pk>/results/", finance.batch_results, name="batch_results"),
     path(
+        "batches/<id:pk>/results/<id:import_pk>/progress/",
+        finance.batch_results_progress,
+        name="batch_results_progress",
+    ),
+    path(
         "batches/<id:pk>/payments/<id:payment_pk>/hold/", finance.payment_hold, name="payment_hold"
     ),
     path("recoveries/", recoveries.recovery_list, name="recovery_list"),

@@ -372,3 +372,7 @@ class BankResultImport(models.Model):
 
     def __str__(self) -> str:
         return f"Result import #{self.pk} for batch #{self.batch_id}"
+
+
+# Named for the OpenAPI schema: the same states as a registry import's, one enum for both.
+RESULT_IMPORT_STATUS_CHOICES = BankResultImport.Status.choices

@@ -1,17 +1,18 @@
 """Finance's pages: disbursement and settlement batches, from creation to reconciliation."""
 
 from django.contrib import messages
-from django.http import StreamingHttpResponse
-from django.shortcuts import redirect, render
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
 from benefits.models import ApplicationFlag
 from payments import exports, services
 from payments import selectors as payment_selectors
 from payments.imports import bank_results_submit
-from payments.models import DisbursementBatch
+from payments.models import BankResultImport, DisbursementBatch
 from staff import selectors as staff_selectors
 from staff.access import FINANCE_READ, FINANCE_WRITE, can, staff_view
 from staff.feedback import form_errors, run_service
@@ -24,6 +25,7 @@ from staff.forms import (
     ResultUploadForm,
     SettlementCreateForm,
 )
+from staff.labels import IMPORT_STATUS, label
 from staff.views.common import paginate, querystring_without
 
 # The transitions a finance user asks for on the batch page; the FSM says which apply now.
@@ -280,6 +282,23 @@ def batch_results(request, pk: int):
             },
         )
     return redirect(reverse("staff:batch", args=[pk]) + "#results")
+
+
+@require_GET
+@never_cache
+@staff_view(*FINANCE_READ)
+def batch_results_progress(request, pk: int, import_pk: int):
+    """What the batch page polls while a result file is being applied."""
+    record = get_object_or_404(BankResultImport, pk=import_pk, batch_id=pk)
+    return JsonResponse(
+        {
+            "status": record.status,
+            "status_label": label(IMPORT_STATUS, record.status),
+            "lines_done": record.lines_done,
+            "finished": record.status
+            in (BankResultImport.Status.SUCCEEDED, BankResultImport.Status.FAILED),
+        }
+    )
 
 
 @require_POST

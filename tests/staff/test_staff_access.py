@@ -42,6 +42,7 @@ PAGES = {
     "batch_close": ("POST", (FIN,)),
     "batch_export": ("GET", (FIN,)),
     "batch_results": ("POST", (FIN,)),
+    "batch_results_progress": ("GET", (FIN, AUD)),
     "payment_hold": ("POST", (FIN,)),
     "recovery_list": ("GET", (FIN, PM, AUD)),
     "recovery": ("GET", (FIN, PM, AUD)),

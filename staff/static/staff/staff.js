@@ -25,7 +25,8 @@
     });
   });
 
-  // The import page follows its job until it finishes, then shows the result.
+  // An import's page (a registry's, a batch's results) follows it until it finishes,
+  // then shows the result.
   var progress = document.querySelector("[data-progress-url]");
   if (progress) {
     var url = progress.getAttribute("data-progress-url");
@@ -34,9 +35,13 @@
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (job) {
           if (!job) { return; }
-          progress.querySelector("[data-field=status]").textContent = job.status_label;
-          progress.querySelector("[data-field=rows_read]").textContent = job.rows_read.toLocaleString();
-          progress.querySelector("[data-field=rows_rejected]").textContent = job.rows_rejected.toLocaleString();
+          progress.querySelectorAll("[data-field]").forEach(function (field) {
+            var name = field.getAttribute("data-field");
+            var value = name === "status" ? job.status_label : job[name];
+            if (value !== undefined) {
+              field.textContent = typeof value === "number" ? value.toLocaleString() : value;
+            }
+          });
           if (job.finished) {
             window.location.reload();
           } else {
