@@ -460,4 +460,6 @@ def bank_results_chunk(*, import_id: int, index: int) -> bool:
         return False
     size = _chunk_size()
     lines = list(islice(_stored_lines(record), index * size, (index + 1) * size))
-    return _apply_chunk(import_id, index, lines)
+    applied = _apply_chunk(import_id, index, lines)
+    logger.info("bank result import %s: chunk %s, %s lines", import_id, index, len(lines))
+    return applied
