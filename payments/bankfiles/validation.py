@@ -16,7 +16,6 @@ from payments.bankfiles.common import (
     _DOCTYPE,
     _HARDENED,
     BankFileError,
-    _child,
     _error,
     _local,
     _Problems,
@@ -92,7 +91,11 @@ def _validate_pain001(stream: BinaryIO) -> tuple[int, int]:
     checks = _Problems()
     message = _Tally(None, "GrpHdr")
     events = etree.iterparse(
-        _PrologGuard(stream), events=("start", "end"), schema=_pain001_schema(), **_STREAMING
+        _PrologGuard(stream),
+        events=("start", "end"),
+        tag=_WALKED,
+        schema=_pain001_schema(),
+        **_STREAMING,
     )
     # Streaming schema errors land in lxml's per-thread log, which keeps earlier files' errors.
     etree.clear_error_log()
@@ -166,15 +169,24 @@ def _without_values(message: str) -> str:
     return _LONG_DIGITS.sub("…", _QUOTED_VALUE.sub(r"\1'…'", message))
 
 
+# The elements the walk reads, in any namespace: libxml2 still parses and validates every
+# element, but only these reach Python (a transaction has about twenty others).
+_WALKED = ("{*}GrpHdr", "{*}PmtInf", "{*}NbOfTxs", "{*}CtrlSum", "{*}CdtTrfTxInf")
+
+
 def _walk_pain001(events: Iterable, message: _Tally, problems: _Problems) -> None:
     """Tally transactions and compare them with NbOfTxs and CtrlSum as the parse streams by."""
     payment = _Tally(None, "PmtInf")
+    first = True
     for event, elem in events:
+        if first:
+            first = False
+            tree = elem.getroottree()
+            if tree.docinfo.doctype:
+                problems.add(tree.getroot().sourceline, "xml_doctype", "a DOCTYPE is not allowed")
+                return
         name = _local(elem.tag)
         if event == "start":
-            if elem.getparent() is None and elem.getroottree().docinfo.doctype:
-                problems.add(elem.sourceline, "xml_doctype", "a DOCTYPE is not allowed")
-                return
             if name == "PmtInf":
                 payment = _Tally(elem.sourceline, f"PmtInf on line {elem.sourceline}")
             continue
@@ -214,8 +226,9 @@ def _declare(tally: _Tally, name: str, text: str | None) -> None:
 def _tally_transaction(
     elem: etree._Element, message: _Tally, payment: _Tally, problems: _Problems
 ) -> None:
-    amt = _child(elem, "Amt")
-    amount_elem = _child(amt, "InstdAmt") if amt is not None else None
+    # The first Amt child, then its first InstdAmt child, in any namespace.
+    amt = elem.find("{*}Amt")
+    amount_elem = amt.find("{*}InstdAmt") if amt is not None else None
     amount = _decimal(amount_elem.text) if amount_elem is not None else None
     if amount_elem is None or amount is None:
         problems.add(elem.sourceline, "amount", "transaction has no InstdAmt")
