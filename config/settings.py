@@ -466,6 +466,7 @@ BAEUM_LONG_TASKS = (
     "eligibility.screening_tasks.round_recheck_task",
     "eligibility.tasks.registry_import_run_task",
     "payments.tasks.batch_build_task",
+    "payments.tasks.batch_build_chunk_task",
     "payments.tasks.bank_files_generate_task",
     "payments.tasks.bank_results_run_task",
     "payments.tasks.bank_results_chunk_task",
@@ -479,6 +480,9 @@ BAEUM_RESCREEN_COMMIT = env_int("BAEUM_RESCREEN_COMMIT", 5_000)
 # A bank result file is applied in chunk tasks of this many lines, each committed on its
 # own; each reads the stored file up to its chunk.
 BAEUM_RESULTS_CHUNK = env_int("BAEUM_RESULTS_CHUNK", 50_000)
+# A batch's build is cut into chunk tasks of this many payable applications (by id), each
+# one transaction; the last chunk to commit marks the batch ready.
+BAEUM_BUILD_CHUNK = env_int("BAEUM_BUILD_CHUNK", 5_000)
 # The task outbox: a run that renewed its lease longer ago than this is taken over; work
 # sent but not started within REDISPATCH_AFTER is sent again (doubling each time); a task
 # that failed (or lost its lease) this many times is given up and logged as an error.

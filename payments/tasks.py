@@ -3,17 +3,25 @@
 from celery import shared_task
 
 from core.tasks import RETRY_ON_DATABASE_ERRORS
+from payments.build import batch_build_chunk, batch_build_dispatch
 from payments.exports import bank_file_generate
 from payments.imports import bank_results_chunk, bank_results_run
 from payments.models import BankFile
-from payments.services import batch_build
 from payments.vouchers import vouchers_lapse
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)
 def batch_build_task(batch_id: int) -> int:
-    """Gather a batch's payments; a rerun after a crash resumes from the last chunk."""
-    return batch_build(batch_id=batch_id).payments.count()
+    """Cut a batch's build into chunk tasks for the workers on `long` to share; a rerun
+    sends again only the chunks not yet built."""
+    return batch_build_dispatch(batch_id=batch_id)
+
+
+@shared_task(**RETRY_ON_DATABASE_ERRORS)
+def batch_build_chunk_task(batch_id: int, first: int, last: int | None) -> int:
+    """Gather one chunk of a batch's payments (the last chunk finishes the build); a rerun
+    writes nothing twice."""
+    return batch_build_chunk(batch_id=batch_id, first=first, last=last)
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)

@@ -40,11 +40,10 @@ class DisbursementBatch(ConcurrentTransitionMixin, models.Model):
     period_starts_on = models.DateField(null=True, blank=True)
     period_ends_on = models.DateField(null=True, blank=True)
     status = FSMField(default=Status.DRAFT, choices=Status.choices, protected=True)
-    # Payments are gathered in committed chunks; the cursor is the last application id done.
+    # Payments are gathered in chunk tasks (BuildChunk), each committed on its own.
     build_status = models.CharField(
         max_length=10, choices=BuildStatus.choices, default=BuildStatus.BUILDING
     )
-    build_cursor = models.BigIntegerField(default=0)
     build_expected = models.PositiveIntegerField(default=0)
     prepared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -145,6 +144,32 @@ class DisbursementBatch(ConcurrentTransitionMixin, models.Model):
     )
     def cancel(self):
         pass
+
+
+class BuildChunk(models.Model):
+    """A range of a batch's applications, by id, whose payments one task gathers at once.
+
+    Marked built in the transaction that wrote its payments: a chunk run again writes
+    nothing, and the build is finished once every chunk of it is built.
+    """
+
+    batch = models.ForeignKey(
+        DisbursementBatch, on_delete=models.CASCADE, related_name="build_chunks"
+    )
+    # Application ids first..last; the first chunk starts at 1, the last is open above.
+    first = models.BigIntegerField()
+    last = models.BigIntegerField(null=True, blank=True)
+    payments = models.PositiveIntegerField(default=0)
+    built_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "first"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "first"], name="one_build_chunk_per_range")
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch #{self.batch_id} chunk {self.first}-{self.last or ''}"
 
 
 class Payment(ConcurrentTransitionMixin, models.Model):

@@ -1,6 +1,6 @@
 """Fault tests on the production shape: PostgreSQL, a Redis broker of the test's own, real
 Celery workers and beat. A worker is killed (SIGKILL) in the middle of an import, a round's
-re-screening (whose chunks two workers share) and a batch build, and a new one started;
+re-screening and of a batch build (whose chunks two workers share), and the other goes on;
 the broker is stopped during intake and during batch creation, and started again. Each
 ends with the work done once, nothing half-made left behind, and no raw RRN in any
 process's log. Workers on one queue each show that screening on submit is never stuck
@@ -34,12 +34,13 @@ from benefits.models import Applicant, Application, Notification, Round
 from benefits.selectors import round_rescreen_progress
 from config.celery import app as celery_app
 from core.crypto import account_fingerprint, rrn_hmac
-from core.models import TaskOutbox
+from core.models import AuditEvent, TaskOutbox
 from core.outbox import outbox_enqueue
 from core.roles import Role
 from eligibility.models import RECORD_MODELS, RegistryImportJob, RegistrySnapshot, ScreeningRun
 from eligibility.screening_tasks import application_screen_task, round_rescreen_task
-from payments.models import DisbursementBatch, Payment
+from payments.build import batch_build_chunk_key, batch_build_dispatch
+from payments.models import BuildChunk, DisbursementBatch, Payment
 from tests.conftest import client_for
 from tests.factories import ApplicationFactory, RoundFactory, UserFactory, rrn_for
 
@@ -466,33 +467,107 @@ def finance_clients():
     return client_for(preparer)
 
 
-def test_worker_killed_mid_batch_build_resumes_without_a_doubled_payment(cluster):
-    n = 25_001  # six chunks of 5,000
-    round_ = round_with(n, Application.Status.SELECTED, offset=700_000, status="selected")
-    worker = cluster.start("worker")
+class HeldRow:
+    """Hold a row's lock from another connection until released; wait for a waiter."""
+
+    def __init__(self, sql: str, params: list):
+        db = connection.settings_dict
+        self.conn = psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+        )
+        self.conn.execute(sql, params)
+
+    def waited_on(self) -> bool:
+        db = connection.settings_dict
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = %s AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        # Autocommit: inside one transaction pg_stat_activity would not change.
+        with psycopg.connect(
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
+        ) as probe:
+            return wait_for(lambda: probe.execute(waiting, [db["NAME"]]).fetchone()[0] > 0, 60)
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def built_once(round_: Round, batch_id: int) -> None:
+    payments = Payment.objects.filter(batch_id=batch_id)
+    n = round_.applications.count()
+    assert payments.count() == n == payments.values("application_id").distinct().count()
+    assert Payment.objects.filter(round=round_).count() == n
+    built = AuditEvent.objects.filter(object_id=str(batch_id), action="batch.built")
+    assert built.count() == 1
+    assert not BuildChunk.objects.filter(batch_id=batch_id, built_at__isnull=True).exists()
+
+
+def test_two_workers_share_a_batch_build_and_pay_each_application_once(cluster):
+    n = 3_000  # ten chunks of 300
+    round_ = round_with(n, Application.Status.SELECTED, offset=900_000, status="selected")
+    workers = [cluster.start("worker", BAEUM_BUILD_CHUNK="300") for _ in range(2)]
+
+    started = time.monotonic()
     response = finance_clients().post("/api/v1/disbursements/", {"round": round_.pk})
     assert response.status_code == 201, response.content
     batch_id = response.json()["id"]
-    key = f"batch_build:{batch_id}"
-    assert wait_for(lambda: DisbursementBatch.objects.get(pk=batch_id).build_cursor > 0)
-    held = HeldEntry(key)
-    built_before = Payment.objects.filter(batch_id=batch_id).count()
 
-    cluster.kill(worker)
+    assert wait_for(lambda: DisbursementBatch.objects.get(pk=batch_id).is_ready, 180)
+    took = time.monotonic() - started
+    built_once(round_, batch_id)
+    assert BuildChunk.objects.filter(batch_id=batch_id).count() == 10
+    # Both workers took chunks of it; the last one to commit finished it, once.
+    done_by = [w.log.read_text().count(f"batch build {batch_id}: chunk") for w in workers]
+    assert all(done_by) and sum(done_by) == 10, done_by
+    finished = [w.log.read_text().count(", batch built") for w in workers]
+    assert sum(finished) == 1, finished
+    FIGURES["batch build, two workers"] = {"payments": n, "seconds": round(took, 1)}
+    print(FIGURES)
+
+
+def test_worker_killed_mid_batch_build_has_its_chunk_redone_by_the_other_once(cluster):
+    n = 6_000  # three chunks of 2,000
+    round_ = round_with(n, Application.Status.SELECTED, offset=700_000, status="selected")
+    response = finance_clients().post("/api/v1/disbursements/", {"round": round_.pk})
+    assert response.status_code == 201, response.content
+    batch_id = response.json()["id"]
+    # Cut here, with no worker up yet, so that the test knows the chunks in advance.
+    with transaction.atomic():
+        assert batch_build_dispatch(batch_id=batch_id, chunk_size=2_000) == 3
+    first, *rest = BuildChunk.objects.filter(batch_id=batch_id).order_by("first")
+    # The first worker takes the first chunk and waits, inside its transaction, on this.
+    held = HeldRow(
+        f"SELECT 1 FROM {BuildChunk._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608
+        [first.pk],
+    )
+    first_worker = cluster.start("worker")
+    assert held.waited_on(), first_worker.log.read_text()[-3000:]
+    key = batch_build_chunk_key(batch_id, first.first)
+    assert entry(key).status == "running"
+    other_worker = cluster.start("worker")
+    assert wait_for(
+        lambda: all(entry(batch_build_chunk_key(batch_id, c.first)).status == "done" for c in rest),
+        120,
+    )
+    assert not DisbursementBatch.objects.get(pk=batch_id).is_ready
+
+    cluster.kill(first_worker)
     killed_at = time.monotonic()
     held.release()
-    cluster.start("worker")
 
+    # Its lease runs out; the sweeper sends the chunk again, and the other worker takes it.
     assert wait_for(lambda: DisbursementBatch.objects.get(pk=batch_id).is_ready, 120)
     recovered = time.monotonic() - killed_at
-    payments = Payment.objects.filter(batch_id=batch_id)
-    assert payments.count() == n
-    assert payments.values("application_id").distinct().count() == n
-    assert Payment.objects.filter(round=round_).count() == n
+    built_once(round_, batch_id)
     assert entry(key).runs == 2
+    assert f"batch build {batch_id}: chunk {first.first}-{first.last}, " in (
+        other_worker.log.read_text()
+    )
     FIGURES["batch build, worker killed"] = {
         "recovered_s": round(recovered, 1),
-        "payments_before_kill": built_before,
+        "chunk_payments_rolled_back": "all",
         "payments_doubled": 0,
     }
     print(FIGURES)
