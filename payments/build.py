@@ -137,13 +137,13 @@ def _build_chunks_record(batch_id: int, chunk_size: int | None) -> list[BuildChu
             .select_related("round__program")
             .get(pk=batch_id)
         )
+        if batch.is_ready or batch.status == DisbursementBatch.Status.CANCELLED:
+            return []
         if not batch.build_chunks.exists():
             BuildChunk.objects.bulk_create(
                 BuildChunk(batch=batch, first=first, last=last)
                 for first, last in _chunk_ranges(batch.round, size)
             )
-        if batch.is_ready or batch.status == DisbursementBatch.Status.CANCELLED:
-            return []
         return list(batch.build_chunks.filter(built_at__isnull=True).order_by("first"))
 
 
