@@ -466,7 +466,6 @@ BAEUM_LONG_TASKS = (
     "eligibility.screening_tasks.round_recheck_task",
     "eligibility.tasks.registry_import_run_task",
     "payments.tasks.batch_build_task",
-    "payments.tasks.batch_build_chunk_task",
     "payments.tasks.bank_files_generate_task",
     "payments.tasks.bank_results_run_task",
     "payments.tasks.bank_results_chunk_task",

@@ -152,14 +152,14 @@ def batch_build_dispatch(*, batch_id: int, chunk_size: int | None = None) -> int
     (BAEUM_BUILD_CHUNK each, by id), sent after the commit to the workers on the `long`
     queue; return the number of chunks sent. Safe to run twice: a rerun sends only the
     chunks not yet built, once each."""
-    from payments.tasks import batch_build_chunk_task
+    from payments.tasks import batch_build_task
 
     with transaction.atomic():
         sent = [
             chunk
             for chunk in _build_chunks_record(batch_id, chunk_size)
             if outbox_enqueue(
-                batch_build_chunk_task,
+                batch_build_task,
                 batch_id,
                 chunk.first,
                 chunk.last,

@@ -11,16 +11,14 @@ from payments.vouchers import vouchers_lapse
 
 
 @shared_task(**RETRY_ON_DATABASE_ERRORS)
-def batch_build_task(batch_id: int) -> int:
-    """Cut a batch's build into chunk tasks for the workers on `long` to share; a rerun
-    sends again only the chunks not yet built."""
-    return batch_build_dispatch(batch_id=batch_id)
-
-
-@shared_task(**RETRY_ON_DATABASE_ERRORS)
-def batch_build_chunk_task(batch_id: int, first: int, last: int | None) -> int:
-    """Gather one chunk of a batch's payments (the last chunk finishes the build); a rerun
-    writes nothing twice."""
+def batch_build_task(batch_id: int, first: int | None = None, last: int | None = None) -> int:
+    """Without a range, cut a batch's build into chunk tasks (this task with a range) for
+    the workers on `long` to share, and send those not yet built; with one, gather that
+    chunk of its payments (the last chunk finishes the build). A rerun writes nothing
+    twice. One task name for both, so that whatever asks about a batch's build (the
+    simulation's teardown, say) finds every entry of it."""
+    if first is None:
+        return batch_build_dispatch(batch_id=batch_id)
     return batch_build_chunk(batch_id=batch_id, first=first, last=last)
 
 
