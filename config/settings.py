@@ -465,6 +465,8 @@ BAEUM_LONG_TASKS = (
     "eligibility.screening_tasks.round_rescreen_chunk_task",
     "eligibility.screening_tasks.round_recheck_task",
     "eligibility.tasks.registry_import_run_task",
+    "eligibility.tasks.registry_import_chunk_task",
+    "eligibility.tasks.registry_import_finish_task",
     "payments.tasks.batch_build_task",
     "payments.tasks.bank_files_generate_task",
     "payments.tasks.bank_results_run_task",
@@ -482,6 +484,9 @@ BAEUM_RESULTS_CHUNK = env_int("BAEUM_RESULTS_CHUNK", 50_000)
 # A batch's build is cut into chunk tasks of this many payable applications (by id), each
 # one transaction; the last chunk to commit marks the batch ready.
 BAEUM_BUILD_CHUNK = env_int("BAEUM_BUILD_CHUNK", 5_000)
+# A registry import is cut into chunk tasks of this many lines of its file, which the
+# workers on `long` check and load side by side, each in one transaction.
+BAEUM_IMPORT_CHUNK_LINES = env_int("BAEUM_IMPORT_CHUNK_LINES", 100_000)
 # The task outbox: a run that renewed its lease longer ago than this is taken over; work
 # sent but not started within REDISPATCH_AFTER is sent again (doubling each time); a task
 # that failed (or lost its lease) this many times is given up and logged as an error.

@@ -261,13 +261,32 @@ def decrypted_sha256(source, *, purpose: str) -> str:
     return digest.hexdigest()
 
 
-def decrypt_file(source, *, purpose: str):
-    """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError."""
+def _seek_chunk(source, offset: int) -> tuple[int, int]:
+    """Move a seekable source, just past its key id, to the chunk holding plaintext byte
+    `offset`; return that chunk's index and where the offset falls in it. Every chunk but
+    the last holds as many bytes as the first."""
+    start = source.tell()
+    size = source.read(4)
+    if len(size) != 4:
+        raise DecryptionError("Encrypted file is truncated.")
+    sealed = int.from_bytes(size, "big")
+    plain = max(sealed - _TAG_BYTES, 1)
+    index = offset // plain
+    source.seek(start + index * (4 + _NONCE_BYTES + sealed))
+    return index, offset - index * plain
+
+
+def decrypt_file(source, *, purpose: str, offset: int = 0):
+    """Yield the plaintext chunks of a file made by encrypt_file, or raise DecryptionError.
+
+    With an offset (a seekable source), the chunks from the one holding that plaintext
+    byte, the first one cut to begin there; the chunks before are not read.
+    """
     kid = file_key_id(source)
     aesgcm = _key_ring().keys.get(kid)
     if aesgcm is None:
         raise DecryptionError("Encrypted file uses a key id that is not configured.")
-    index = 0
+    index, skip = _seek_chunk(source, offset) if offset else (0, 0)
     while True:
         size = source.read(4)
         if len(size) != 4:
@@ -286,6 +305,8 @@ def decrypt_file(source, *, purpose: str):
         if last and source.read(1):
             raise DecryptionError("Encrypted file has data after its last chunk.")
         del sealed  # not kept alive beside the next chunk while the caller holds this one
+        if skip:
+            plain, skip = plain[skip:], 0
         yield plain
         del plain
         if last:

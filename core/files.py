@@ -26,8 +26,17 @@ class SealedReader:
     a chunk fails to authenticate (a cut or tampered file), before any of its bytes."""
 
     def __init__(self, source, *, purpose: str):
+        self._source, self._purpose, self._origin = source, purpose, source.tell()
         self._chunks = decrypt_file(source, purpose=purpose)
         self._rest = memoryview(b"")
+
+    def seek(self, offset: int) -> int:
+        """Go to plaintext byte `offset` (from the start), decrypting from the chunk that holds
+        it; the chunks before are skipped unread."""
+        self._source.seek(self._origin)
+        self._chunks = decrypt_file(self._source, purpose=self._purpose, offset=offset)
+        self._rest = memoryview(b"")
+        return offset
 
     def read(self, size: int = -1) -> bytes:
         """Return up to size bytes (fewer at a chunk's end), b"" at the end of the file."""

@@ -1,60 +1,60 @@
-"""Registry CSV imports: store the upload, stream and validate it, load a snapshot, activate.
+"""Registry CSV imports: store the upload, cut it into chunks of lines, check and load
+each chunk, then activate the snapshot.
 
-A file is loaded into a `loading` snapshot in chunks that commit on their own, then
-becomes the registry's active snapshot in one transaction only if every row is good and
-its upload is newer than the active snapshot's. Raw RRNs are turned into their HMAC as
-each line is read; neither the rows, the job errors nor the logs ever hold one. The upload
-is stored encrypted from its first byte, read back decrypting as a stream, and deleted
-once the job ends, whether it succeeded, failed or was given up.
+The file is read once to find where its chunks begin (BAEUM_IMPORT_CHUNK_LINES lines
+each, cut at line ends) and to check its header; each chunk is then checked and loaded
+into a `loading` snapshot in one transaction of its own, which also marks it done, by
+the workers on the `long` queue side by side (`registry_import_dispatch`) or one after
+the other in this process (`registry_import_run`). The last chunk to commit records the
+finish: the duplicate check across the whole snapshot and the activation
+(eligibility.import_activation), which happens only if every row is good and the upload
+is newer than the active snapshot's. Raw RRNs are turned into their HMAC as each line is
+read; neither the rows, the job errors nor the logs ever hold one. The upload is stored
+encrypted from its first byte, read back decrypting as a stream from the chunk's first
+byte, and deleted once the job ends, whether it succeeded, failed or was given up.
 """
 
-import hashlib
 import logging
 import tempfile
-from itertools import chain
+from contextlib import contextmanager, suppress
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files import File
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from core.audit import audit_record
-from core.crypto import DecryptionError, encrypt_file, is_encrypted_file
-from core.files import SealedReader
+from core.crypto import DecryptionError, encrypt_file
 from core.outbox import LeaseLost, outbox_enqueue, outbox_heartbeat
-from eligibility.models import RECORD_MODELS, RegistryImportJob, RegistryKind, RegistrySnapshot
+from eligibility.import_activation import (
+    FINISHED,
+    Abandoned,
+    activate_or_fail,
+    discard,
+    job_end,
+    newer_import,
+    superseded,
+)
+from eligibility.import_chunks import load_chunk, plaintext, record_finish, summed
+from eligibility.models import (
+    RegistryImportChunk,
+    RegistryImportJob,
+    RegistryKind,
+    RegistrySnapshot,
+)
 from eligibility.registry_csv import RowError, read_blocks, read_header
 from eligibility.registry_load import (
-    CHUNK_ROWS,
     MAX_ERRORS,
     _duplicates,
     _error,
-    _Rows,
-    _write_chunk,
+    line_ranges,
 )
-from eligibility.screening_tasks import rescreen_after_snapshot
 
 logger = logging.getLogger(__name__)
 
-_FINISHED = (RegistryImportJob.Status.SUCCEEDED, RegistryImportJob.Status.FAILED)
 # Plaintext bytes per encrypted chunk of a stored upload: the import holds one chunk at a time.
 UPLOAD_CHUNK = 256 * 1024
-# pg_advisory_xact_lock(_ACTIVATION_LOCK, kind's index): one activation per registry at once.
-_ACTIVATION_LOCK = 0x52454749
-
-
-def _discard(snapshot_id: int | None) -> None:
-    if snapshot_id is None:
-        return
-    snapshot = RegistrySnapshot.objects.select_for_update().filter(pk=snapshot_id).first()
-    if snapshot is None or snapshot.status != RegistrySnapshot.Status.LOADING:
-        return
-    RECORD_MODELS[snapshot.kind].objects.filter(snapshot_id=snapshot_id).delete()
-    RegistrySnapshot.objects.filter(pk=snapshot_id).update(status=RegistrySnapshot.Status.DISCARDED)
-
-
-class _Abandoned(Exception):
-    """Another run of the same job took it over; this one stops without writing."""
 
 
 # Services.
@@ -97,64 +97,30 @@ def registry_import_create(
     return job
 
 
-def _lock_activation(kind: str) -> None:
-    """Serialize the activations of one registry until the transaction ends (PostgreSQL;
-    SQLite serializes every writer already)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)",
-                [_ACTIVATION_LOCK, RegistryKind.values.index(kind)],
-            )
+def _claim(job_id: int) -> tuple[RegistryImportJob, RegistrySnapshot | None, bool]:
+    """Mark the job running on a fresh loading snapshot; return it, its snapshot and
+    whether its chunks were recorded already (a run that goes on).
 
-
-def _newer_import(job: RegistryImportJob) -> RegistryImportJob | None:
-    """The import whose snapshot is active, if its file was uploaded after this job's.
-
-    Uploads are ordered by when their job was created (then by id): a file taken over
-    after a crash, or retried late, is still as old as its upload. A snapshot made
-    without a job is older than any upload.
-    """
-    source = (
-        RegistryImportJob.objects.filter(
-            snapshot__kind=job.kind, snapshot__status=RegistrySnapshot.Status.ACTIVE
-        )
-        .exclude(pk=job.pk)
-        .first()
-    )
-    if source is not None and (source.created_at, source.pk) > (job.created_at, job.pk):
-        return source
-    return None
-
-
-def _superseded(newer: RegistryImportJob) -> dict:
-    return _error(
-        0,
-        None,
-        "superseded",
-        f"A newer file of this registry (import #{newer.pk}) is active: this one was not "
-        "activated over it.",
-    )
-
-
-def _claim(job_id: int) -> tuple[RegistryImportJob, RegistrySnapshot | None]:
-    """Mark the job running on a fresh loading snapshot, discarding a stopped run's.
-
-    A job whose upload is older than the active snapshot's fails at once: it would never
-    be activated.
+    A job found running without chunks stopped before it recorded them: its run
+    starts again on a fresh snapshot. A job whose upload is older than the active
+    snapshot's fails at once: it would never be activated.
     """
     with transaction.atomic():
         outbox_heartbeat()
         job = RegistryImportJob.objects.select_for_update().get(pk=job_id)
-        if job.status in _FINISHED:
-            return job, None
-        # Found running: the run before this one stopped mid-load (its worker died, or it
-        # made no progress for longer than its lease). Its half-loaded rows go.
-        _discard(job.snapshot_id)
-        newer = _newer_import(job)
+        if job.status in FINISHED:
+            return job, None, False
+        newer = newer_import(job)
         if newer is not None:
-            _end(job, RegistryImportJob.Status.FAILED, errors=[_superseded(newer)])
-            return job, None
+            discard(job.snapshot_id)
+            job_end(job, RegistryImportJob.Status.FAILED, errors=[superseded(newer)])
+            return job, None, False
+        if (
+            job.status == RegistryImportJob.Status.RUNNING
+            and RegistryImportChunk.objects.filter(snapshot_id=job.snapshot_id).exists()
+        ):
+            return job, job.snapshot, True
+        discard(job.snapshot_id)
         snapshot = RegistrySnapshot.objects.create(kind=job.kind, source_name=job.original_name)
         job.status, job.snapshot, job.errors = RegistryImportJob.Status.RUNNING, snapshot, []
         job.rows_read = job.rows_rejected = 0
@@ -170,140 +136,171 @@ def _claim(job_id: int) -> tuple[RegistryImportJob, RegistrySnapshot | None]:
                 "finished_at",
             ]
         )
-    return job, snapshot
+    return job, snapshot, False
 
 
-def _end(job: RegistryImportJob, status: str, *, errors: list, read: int = 0, rejected: int = 0):
-    """Finish a job that activates nothing, inside the caller's transaction."""
-    from_state = job.status
-    job.status, job.errors, job.finished_at = status, errors, timezone.now()
-    job.rows_read, job.rows_rejected = read, rejected
-    job.save(update_fields=["status", "errors", "finished_at", "rows_read", "rows_rejected"])
-    audit_record(
-        actor=None,
-        obj=job,
-        action=f"registry_import.{status}",
-        from_state=from_state,
-        to_state=status,
-        data={"rows_read": read, "rows_rejected": rejected, "codes": [e["code"] for e in errors]},
-    )
+def _plan(job: RegistryImportJob, snapshot: RegistrySnapshot, *, spread: bool) -> list[int]:
+    """Read the file through, check its header and record its chunks (and, if `spread`,
+    their tasks); return their indexes. A bad header ends the job."""
+    with plaintext(job) as source:
+        sha256, ranges = line_ranges(source, settings.BAEUM_IMPORT_CHUNK_LINES)
+        source.seek(0)
+        start, lines, problems = next(read_blocks(source), (1, [], {}))
+    try:
+        person = read_header(job.kind, (start, lines[0], problems.get(start)) if lines else None)
+    except RowError as exc:
+        error = _error(1, exc.field, exc.code, exc.message)
+        activate_or_fail(job, snapshot, read=0, rejected=1, errors=[error], sha256=sha256)
+        _delete_upload(job)
+        return []
+    from eligibility.tasks import registry_import_chunk_task, registry_import_finish_task
 
-
-def _progress(job: RegistryImportJob, snapshot: RegistrySnapshot, rows: _Rows) -> None:
-    """Load the next chunk of rows and record the counts so far, in one transaction."""
-    # No waiting for the disk at each chunk: the activation's commit, which does wait,
-    # makes the chunks durable with it, and a crash before then leaves the job running,
-    # to be rerun from scratch. (A caller's own transaction keeps its usual commit.)
-    asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
-    # The counts are known once the chunk is read, so they come after its rows; a run
-    # that took the job over meanwhile makes this one roll the chunk back.
     with transaction.atomic():
-        if asynchronous:
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
         outbox_heartbeat()
-        _write_chunk(job.kind, rows.chunk())
-        owned = RegistryImportJob.objects.filter(
+        owned = RegistryImportJob.objects.select_for_update().filter(
             pk=job.pk, snapshot=snapshot, status=RegistryImportJob.Status.RUNNING
-        ).update(rows_read=rows.read, rows_rejected=rows.rejected)
-        if not owned:
-            raise _Abandoned
-
-
-def _load(job: RegistryImportJob, snapshot: RegistrySnapshot) -> tuple[int, int, list, str, bool]:
-    """Stream the file into the snapshot.
-
-    Return rows read, rejected, errors, SHA-256 and whether the rows may hold duplicates.
-    """
-    digest = hashlib.sha256()
-    with job.file.open("rb") as stored:
-        # Read the storage's own file object: the FieldFile proxy costs a lookup per read.
-        source = getattr(stored, "file", stored)
-        # Uploads stored before they were sealed are read as they are.
-        if is_encrypted_file(source):
-            source = SealedReader(source, purpose=RegistryImportJob.FILE_PURPOSE)
-        blocks = read_blocks(source, digest)
-        # The first block starts with the header; the rest of it is data.
-        start, lines, problems = next(blocks, (1, [], {}))
-        try:
-            person = read_header(
-                job.kind, (start, lines[0], problems.get(start)) if lines else None
-            )
-        except RowError as exc:
-            return 0, 1, [_error(1, exc.field, exc.code, exc.message)], digest.hexdigest(), False
-        blocks = chain([(start + 1, lines[1:], problems)], blocks)
-        rows = _Rows(job.kind, person, blocks, snapshot.pk, chunk_rows=CHUNK_ROWS)
-        while not rows.done:
-            _progress(job, snapshot, rows)
-    read, rejected, errors = rows.read, rows.rejected, rows.errors
-    if read == 0 and not rejected:
-        errors.append(_error(2, None, "no_rows", "The file has a header but no rows."))
-        rejected = 1
-    return read, rejected, errors, digest.hexdigest(), rows.may_repeat()
-
-
-def _finish(job, snapshot, *, read: int, rejected: int, errors: list, sha256: str) -> None:
-    # Lock order: the job, the registry's activation lock, then snapshots by id (the
-    # previous active one before ours).
-    with transaction.atomic():
-        outbox_heartbeat()
-        locked = RegistryImportJob.objects.select_for_update().get(pk=job.pk)
-        if locked.snapshot_id != snapshot.pk or locked.status != RegistryImportJob.Status.RUNNING:
-            raise _Abandoned
-        now = timezone.now()
-        newer = None
-        if not rejected:
-            _lock_activation(job.kind)
-            newer = _newer_import(locked)
-        if rejected or newer is not None:
-            _discard(snapshot.pk)
-            status = RegistryImportJob.Status.FAILED
-            if newer is not None:
-                errors = [_superseded(newer)]
-        else:
-            active = RegistrySnapshot.objects.filter(
-                kind=job.kind, status=RegistrySnapshot.Status.ACTIVE
-            )
-            previous = list(active.select_for_update().order_by("pk").values_list("pk", flat=True))
-            RegistrySnapshot.objects.filter(pk__in=previous).update(
-                status=RegistrySnapshot.Status.SUPERSEDED
-            )
-            RegistrySnapshot.objects.filter(pk=snapshot.pk).update(
-                status=RegistrySnapshot.Status.ACTIVE,
-                activated_at=now,
-                row_count=read,
-                sha256=sha256,
-            )
-            status = RegistryImportJob.Status.SUCCEEDED
-            # Recorded with the activation, so no re-screening is lost to a broker outage.
-            rescreen_after_snapshot(snapshot_id=snapshot.pk)
-        RegistryImportJob.objects.filter(pk=job.pk).update(
-            status=status,
-            rows_read=read,
-            rows_rejected=rejected,
-            errors=sorted(errors, key=lambda e: e["line"])[:MAX_ERRORS],
-            finished_at=now,
         )
-        audit_record(
-            actor=None,
-            obj=locked,
-            action=f"registry_import.{status}",
-            from_state=RegistryImportJob.Status.RUNNING,
-            to_state=status,
-            data={"snapshot": snapshot.pk, "rows_read": read, "rows_rejected": rejected},
+        if not owned.exists():
+            raise Abandoned
+        RegistrySnapshot.objects.filter(pk=snapshot.pk).update(sha256=sha256)
+        RegistryImportChunk.objects.bulk_create(
+            RegistryImportChunk(
+                snapshot=snapshot, index=i, person=person, first_line=first, start=s, end=e
+            )
+            for i, (first, s, e) in enumerate(ranges)
         )
+        if spread:
+            for index in range(len(ranges)):
+                key = f"registry_import:{job.pk}:{snapshot.pk}:{index}"
+                outbox_enqueue(registry_import_chunk_task, job.pk, snapshot.pk, index, key=key)
+            if not ranges:  # a header alone: the finish says so
+                record_finish(registry_import_finish_task, job, snapshot)
+    logger.info("registry import %s: %s chunks", job.pk, len(ranges))
+    return list(range(len(ranges)))
 
 
-def _activate_or_fail(job, snapshot, **result) -> None:
-    # Two imports of one kind finishing together: the loser's activation hits the
-    # one-active constraint after the winner commits; it retries and supersedes it.
-    for attempt in range(3):
-        try:
-            _finish(job, snapshot, **result)
-            return
-        except IntegrityError:
-            if attempt == 2:
-                raise
+def _fail(job: RegistryImportJob, snapshot: RegistrySnapshot, exc: Exception) -> None:
+    # Only the class name: a message could quote file content.
+    logger.error("registry import %s failed: %s", job.pk, type(exc).__name__)
+    code, message = "internal_error", "The import stopped on an unexpected error."
+    if isinstance(exc, FileNotFoundError):
+        code, message = "file_missing", "The uploaded file is gone."
+    elif isinstance(exc, DecryptionError):
+        code, message = "file_unreadable", "The stored upload did not decrypt."
+    error = _error(0, None, code, message)
+    activate_or_fail(job, snapshot, read=0, rejected=1, errors=[error], sha256="")
+
+
+@contextmanager
+def _ending_on_error(job: RegistryImportJob, snapshot: RegistrySnapshot):
+    """Around a step of a run: a run taken over stops; a database that went away leaves
+    the job running for the task to retry; any other error ends the job failed."""
+    try:
+        yield
+    except Abandoned:
+        logger.info("registry import %s: taken over by another run", job.pk)
+    except LeaseLost:
+        logger.info("registry import %s: its lease was taken over", job.pk)
+        raise
+    except (OperationalError, InterfaceError):
+        raise  # left running: the task retries, and goes on from the chunks done
+    except Exception as exc:  # noqa: BLE001 - the job must end, and say so
+        with suppress(Abandoned):
+            _fail(job, snapshot, exc)
+        _delete_upload(job)
+
+
+def _start(job_id: int, *, spread: bool) -> tuple[RegistryImportJob, list[int] | None]:
+    """Claim the job and record its chunks; return it and the indexes of the chunks
+    still to load (None when there is nothing to do here)."""
+    job, snapshot, going_on = _claim(job_id)
+    if snapshot is None:
+        if job.status in FINISHED:
+            _delete_upload(job)  # also after a run that ended but died before deleting it
+        return job, None
+    if going_on:
+        pending = RegistryImportChunk.objects.filter(snapshot=snapshot, done=False)
+        return job, None if spread else list(pending.values_list("index", flat=True))
+    indexes = None
+    with _ending_on_error(job, snapshot):
+        indexes = _plan(job, snapshot, spread=spread)
+    return job, None if spread else indexes
+
+
+def registry_import_dispatch(*, job_id: int) -> RegistryImportJob:
+    """Record the job's chunks as tasks for the workers on the `long` queue, which check
+    and load them side by side; the last to commit records the finish. Safe to run twice:
+    a job whose chunks are recorded is left to them."""
+    job, _ = _start(job_id, spread=True)
+    job.refresh_from_db()
+    return job
+
+
+def registry_import_chunk(*, job_id: int, snapshot_id: int, index: int, spread: bool = True):
+    """Check and load one chunk of the job's file into its snapshot; a chunk done already,
+    or of a snapshot the job has left, changes nothing."""
+    chunk = (
+        RegistryImportChunk.objects.select_related("snapshot")
+        .filter(snapshot_id=snapshot_id, index=index)
+        .first()
+    )
+    job = RegistryImportJob.objects.get(pk=job_id)
+    if chunk is None or chunk.done:
+        return
+    if job.status != RegistryImportJob.Status.RUNNING or job.snapshot_id != snapshot_id:
+        return
+    with _ending_on_error(job, chunk.snapshot):
+        load_chunk(job, chunk, spread=spread)
+
+
+def registry_import_finish(*, job_id: int, snapshot_id: int) -> RegistryImportJob:
+    """Once every chunk is done: find the rows that repeat an entry, then activate the
+    snapshot or fail the job, and delete the upload. Safe to run twice."""
+    job = RegistryImportJob.objects.select_related("snapshot").get(pk=job_id)
+    if job.status in FINISHED:
+        _delete_upload(job)
+        return job
+    if job.status != RegistryImportJob.Status.RUNNING or job.snapshot_id != snapshot_id:
+        return job
+    snapshot = job.snapshot
+    read, rejected, errors, may_repeat = summed(snapshot)
+    if read is None:
+        return job  # the last chunk to commit records the finish again
+    with _ending_on_error(job, snapshot):
+        if read == 0 and not rejected:
+            errors.append(_error(2, None, "no_rows", "The file has a header but no rows."))
+            rejected = 1
+        if read and may_repeat:
+            duplicates, duplicate_errors = _duplicates(job.kind, snapshot.pk)
+            rejected += duplicates
+            errors = sorted(errors + duplicate_errors, key=lambda e: e["line"])[:MAX_ERRORS]
+        activate_or_fail(
+            job, snapshot, read=read, rejected=rejected, errors=errors, sha256=snapshot.sha256
+        )
+        job.refresh_from_db()
+        logger.info(
+            "registry import %s %s: %s rows, %s rejected",
+            job.pk,
+            job.status,
+            job.rows_read,
+            job.rows_rejected,
+        )
+        _delete_upload(job)
+    job.refresh_from_db()
+    return job
+
+
+def registry_import_run(*, job_id: int) -> RegistryImportJob:
+    """Load, check and activate the job's file in this process, chunk after chunk (what
+    registry_import_dispatch spreads over workers); a finished job is left as it is, and
+    a stopped run goes on from its chunks done."""
+    job, indexes = _start(job_id, spread=False)
+    job.refresh_from_db()
+    if indexes is None or job.status != RegistryImportJob.Status.RUNNING:
+        return job
+    for index in indexes:
+        registry_import_chunk(job_id=job.pk, snapshot_id=job.snapshot_id, index=index, spread=False)
+    return registry_import_finish(job_id=job.pk, snapshot_id=job.snapshot_id)
 
 
 def _delete_upload(job: RegistryImportJob) -> None:
@@ -316,60 +313,15 @@ def _delete_upload(job: RegistryImportJob) -> None:
         RegistryImportJob.objects.filter(pk=job.pk).update(file="")
 
 
-def registry_import_run(*, job_id: int) -> RegistryImportJob:
-    """Load, check and activate the job's file; a finished job is left as it is."""
-    job, snapshot = _claim(job_id)
-    if snapshot is None:
-        if job.status in _FINISHED:
-            _delete_upload(job)  # also after a run that ended but died before deleting it
-        return job
-    try:
-        read, rejected, errors, sha256, may_repeat = _load(job, snapshot)
-        if read and may_repeat:
-            duplicates, duplicate_errors = _duplicates(job.kind, snapshot.pk)
-            rejected += duplicates
-            errors = sorted(errors + duplicate_errors, key=lambda e: e["line"])[:MAX_ERRORS]
-        _activate_or_fail(job, snapshot, read=read, rejected=rejected, errors=errors, sha256=sha256)
-    except _Abandoned:
-        logger.info("registry import %s: taken over by another run", job.pk)
-        return RegistryImportJob.objects.get(pk=job.pk)
-    except LeaseLost:
-        logger.info("registry import %s: its lease was taken over", job.pk)
-        raise
-    except (OperationalError, InterfaceError):
-        raise  # left running: the task retries and the rerun starts from scratch
-    except Exception as exc:  # noqa: BLE001 - the job must end, and say so
-        # Only the class name: a message could quote file content.
-        logger.error("registry import %s failed: %s", job.pk, type(exc).__name__)
-        code, message = "internal_error", "The import stopped on an unexpected error."
-        if isinstance(exc, FileNotFoundError):
-            code, message = "file_missing", "The uploaded file is gone."
-        elif isinstance(exc, DecryptionError):
-            code, message = "file_unreadable", "The stored upload did not decrypt."
-        _activate_or_fail(
-            job, snapshot, read=0, rejected=1, errors=[_error(0, None, code, message)], sha256=""
-        )
-    job.refresh_from_db()
-    logger.info(
-        "registry import %s %s: %s rows, %s rejected",
-        job.pk,
-        job.status,
-        job.rows_read,
-        job.rows_rejected,
-    )
-    _delete_upload(job)
-    return job
-
-
 def registry_import_abandon(*, job_id: int) -> RegistryImportJob:
     """End a job whose runs kept failing: its half-loaded snapshot and its upload go."""
     with transaction.atomic():
         job = RegistryImportJob.objects.select_for_update().get(pk=job_id)
-        if job.status not in _FINISHED:
-            _discard(job.snapshot_id)
+        if job.status not in FINISHED:
+            discard(job.snapshot_id)
             message = "The import was given up after its runs kept stopping; upload it again."
             error = _error(0, None, "abandoned", message)
-            _end(job, RegistryImportJob.Status.FAILED, errors=[error])
+            job_end(job, RegistryImportJob.Status.FAILED, errors=[error])
     _delete_upload(job)
     return job
 

@@ -85,6 +85,34 @@ class RegistryImportJob(models.Model):
         return f"{self.kind} import #{self.pk} ({self.status})"
 
 
+class RegistryImportChunk(models.Model):
+    """A range of lines of an import's file, checked and loaded by one task. It is marked
+    done in the transaction that writes its rows, so a chunk run twice writes them once;
+    its counts and first errors add up to the job's."""
+
+    snapshot = models.ForeignKey(RegistrySnapshot, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField()
+    # The header's person column (rrn or rrn_hmac; '' for courses), for reading the lines.
+    person = models.CharField(max_length=8, blank=True)
+    first_line = models.PositiveIntegerField()
+    start = models.BigIntegerField()  # plaintext bytes start..end of the upload
+    end = models.BigIntegerField()
+    done = models.BooleanField(default=False)
+    rows_read = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)  # its first errors, as the job's
+    # False when its rows are known to repeat no duplicate key among themselves.
+    may_repeat = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["snapshot", "index"], name="one_chunk_per_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of snapshot #{self.snapshot_id}"
+
+
 class RegistryRow(models.Model):
     snapshot = models.ForeignKey(RegistrySnapshot, on_delete=models.CASCADE, related_name="+")
     # Line of the source file, to name it when a check fails after loading (duplicates).

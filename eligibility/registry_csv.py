@@ -405,18 +405,19 @@ def _split_lines(start: int, raw: bytes) -> tuple[list[str], dict[int, str]]:
     return lines, problems
 
 
-def read_blocks(stream, digest):
+def read_blocks(stream, *, first_line: int = 1):
     """Yield the stream's lines block by block: (first line number, texts, problems).
 
-    Lines end at LF; a text has its CR LF or LF removed, and is "" for a line with a
-    problem, which problems gives by line number. A line of MAX_LINE_BYTES or more (not
-    counting the LF) is too long, and skipped without being held.
+    Lines end at LF, whatever quotes they hold (a quoted line break makes two lines,
+    neither of them valid CSV), and are numbered from first_line; a text has its CR LF or
+    LF removed, and is "" for a line with a problem, which problems gives by line number.
+    A line of MAX_LINE_BYTES or more (not counting the LF) is too long, and skipped
+    without being held.
     """
-    number = 1
+    number = first_line
     head = b""  # the start of a line that goes on in the next block
     skipping = False  # inside a line already reported as too long
     while block := stream.read(BLOCK_BYTES):
-        digest.update(block)
         if skipping:
             newline = block.find(b"\n")
             if newline < 0:

@@ -1,9 +1,11 @@
-"""Loading a registry file: its lines checked block by block, written to a snapshot in
-chunks (COPY on PostgreSQL), and the rows that repeat an entry found.
+"""Loading a registry file: cut into ranges of lines, its lines checked block by block,
+written to a snapshot in chunks (COPY on PostgreSQL), and the rows that repeat an entry
+found.
 
 The job around it (claiming, leases, activation, the upload's life) is eligibility.imports.
 """
 
+import hashlib
 import re
 from array import array
 from collections.abc import Iterable, Iterator
@@ -41,6 +43,51 @@ DUPLICATE_KEYS = {
 def _db_columns(kind: str) -> list[str]:
     person = ["rrn_hmac"] if is_person_kind(kind) else []
     return ["snapshot", "line", *person, *COLUMNS[kind]]
+
+
+# Bytes read at a time when a file is cut into ranges.
+_SCAN_BYTES = 1 << 20
+
+
+def line_ranges(stream, lines: int) -> tuple[str, list[tuple[int, int, int]]]:
+    """Read the whole stream: return its SHA-256 and its data lines (from line 2) cut
+    into ranges of `lines` lines, as (first line, start byte, end byte).
+
+    A line ends at its LF, as read_blocks reads it, so a range read from its start byte
+    with first_line numbers its lines as reading the whole file does.
+    """
+    digest, size, newlines = hashlib.sha256(), 0, 0
+    starts = []  # the first line and start byte of each range
+    wanted = 1  # the LF after which the next range begins: the header's, then every `lines`
+    while block := stream.read(_SCAN_BYTES):
+        digest.update(block)
+        count = block.count(b"\n")
+        position = -1
+        while newlines + count >= wanted:
+            for _ in range(wanted - newlines):
+                position = block.index(b"\n", position + 1)
+            count -= wanted - newlines
+            newlines = wanted
+            starts.append((wanted + 1, size + position + 1))
+            wanted += lines
+        newlines += count
+        size += len(block)
+    ends = [start for _, start in starts[1:]] + [size]
+    ranges = [(first, start, end) for (first, start), end in zip(starts, ends, strict=False)]
+    return digest.hexdigest(), [r for r in ranges if r[2] > r[1]]
+
+
+class LineRange:
+    """The bytes start..end of a seekable stream, read as a stream of their own."""
+
+    def __init__(self, stream, start: int, end: int):
+        stream.seek(start)
+        self._stream, self._left = stream, end - start
+
+    def read(self, size: int) -> bytes:
+        data = self._stream.read(min(size, self._left)) if self._left > 0 else b""
+        self._left -= len(data)
+        return data
 
 
 # Model instances handed to bulk_create at a time within a chunk's transaction.

@@ -11,7 +11,7 @@ from django.db import OperationalError, connections
 
 from core.crypto import FILE_MAGIC, decrypt_file
 from core.models import TaskOutbox
-from eligibility import imports
+from eligibility import import_chunks, imports
 from eligibility.imports import (
     active_snapshot,
     registry_import_abandon,
@@ -45,10 +45,12 @@ def test_an_older_upload_never_activates_over_a_newer_one():
     assert not older.file  # its upload is deleted all the same
 
 
-def test_a_stopped_import_taken_over_after_a_newer_one_discards_its_half_snapshot(monkeypatch):
+def test_a_stopped_import_taken_over_after_a_newer_one_discards_its_half_snapshot(
+    monkeypatch, settings
+):
     older = upload(*range(10, 17))
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
-    real_write, calls = imports._write_chunk, []
+    settings.BAEUM_IMPORT_CHUNK_LINES = 3
+    real_write, calls = import_chunks._write_chunk, []
 
     def write_then_die(kind, rows):
         calls.append(kind)
@@ -56,12 +58,12 @@ def test_a_stopped_import_taken_over_after_a_newer_one_discards_its_half_snapsho
             raise OperationalError("server closed the connection")
         real_write(kind, rows)
 
-    monkeypatch.setattr(imports, "_write_chunk", write_then_die)
+    monkeypatch.setattr(import_chunks, "_write_chunk", write_then_die)
     with pytest.raises(OperationalError):
         registry_import_run(job_id=older.pk)
     half = RegistryImportJob.objects.get(pk=older.pk).snapshot
     assert (half.status, rows_of(half)) == ("loading", 3)
-    monkeypatch.setattr(imports, "_write_chunk", real_write)
+    monkeypatch.setattr(import_chunks, "_write_chunk", real_write)
     newer = registry_import_run(job_id=upload(20).pk)
     assert newer.status == "succeeded"
 
@@ -75,17 +77,16 @@ def test_a_stopped_import_taken_over_after_a_newer_one_discards_its_half_snapsho
 
 
 def test_an_upload_older_than_the_active_one_is_refused_when_it_finishes(monkeypatch):
-    # The newer import activates while the older one is loading.
+    # The newer import activates while the older one is loading, before its finish.
     older, newer = upload(1), upload(2)
-    real_load = imports._load
+    real_finish = imports.registry_import_finish
 
-    def load_while_newer_finishes(job, snapshot):
-        result = real_load(job, snapshot)
-        if job.pk == older.pk:
+    def finish_after_newer(*, job_id, snapshot_id):
+        if job_id == older.pk:
             assert registry_import_run(job_id=newer.pk).status == "succeeded"
-        return result
+        return real_finish(job_id=job_id, snapshot_id=snapshot_id)
 
-    monkeypatch.setattr(imports, "_load", load_while_newer_finishes)
+    monkeypatch.setattr(imports, "registry_import_finish", finish_after_newer)
     older = registry_import_run(job_id=older.pk)
 
     assert (older.status, older.errors[0]["code"]) == ("failed", "superseded")
@@ -132,11 +133,11 @@ def test_an_upload_stored_in_plaintext_before_is_still_imported():
     assert registry_import_run(job_id=job.pk).status == "succeeded"
 
 
-def test_a_given_up_import_ends_failed_without_its_half_snapshot_or_upload(monkeypatch):
+def test_a_given_up_import_ends_failed_without_its_half_snapshot_or_upload(monkeypatch, settings):
     job = upload(*range(10, 17))
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
+    settings.BAEUM_IMPORT_CHUNK_LINES = 3
     monkeypatch.setattr(
-        imports, "_progress", lambda *a: (_ for _ in ()).throw(OperationalError("gone"))
+        imports, "load_chunk", lambda *a, **k: (_ for _ in ()).throw(OperationalError("gone"))
     )
     with pytest.raises(OperationalError):
         registry_import_run(job_id=job.pk)

@@ -14,7 +14,7 @@ from django.db import OperationalError, connection
 
 from core.crypto import rrn_hmac
 from core.models import AuditEvent, TaskOutbox
-from eligibility import imports
+from eligibility import import_chunks
 from eligibility.imports import active_snapshot, registry_import_create, registry_import_run
 from eligibility.models import (
     RECORD_MODELS,
@@ -261,13 +261,13 @@ def test_rerunning_a_finished_job_changes_nothing(previous):
     assert AuditEvent.objects.count() == events
 
 
-def test_job_crashed_mid_load_reruns_from_scratch(previous, monkeypatch):
+def test_job_stopped_mid_load_goes_on_from_its_chunks_done(previous, monkeypatch, settings):
     content = SS_HEADER + "".join(
         f"{rrn_for(n)},near_poor,11440,2025-01-01,\n" for n in range(10, 17)
     )
     job = import_file(RegistryKind.SOCIAL_SECURITY, content, run=False)
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 3)
-    real_write, calls = imports._write_chunk, []
+    settings.BAEUM_IMPORT_CHUNK_LINES = 3
+    real_write, calls = import_chunks._write_chunk, []
 
     def write_then_crash(kind, rows):
         calls.append(kind)
@@ -275,25 +275,25 @@ def test_job_crashed_mid_load_reruns_from_scratch(previous, monkeypatch):
             raise OperationalError("server closed the connection")
         real_write(kind, rows)
 
-    monkeypatch.setattr(imports, "_write_chunk", write_then_crash)
+    monkeypatch.setattr(import_chunks, "_write_chunk", write_then_crash)
     with pytest.raises(OperationalError):
         registry_import_run(job_id=job.pk)
     job.refresh_from_db()
-    crashed = job.snapshot
-    assert (job.status, job.rows_read, rows_of(crashed)) == ("running", 3, 3)
+    stopped = job.snapshot
+    assert (job.status, job.rows_read, rows_of(stopped)) == ("running", 3, 3)
 
-    monkeypatch.setattr(imports, "_write_chunk", real_write)
     job = registry_import_run(job_id=job.pk)
 
-    crashed.refresh_from_db()
+    # The first chunk is not loaded again: each line once, on the same snapshot.
     assert (job.status, job.rows_read, job.rows_rejected) == ("succeeded", 7, 0)
-    assert (crashed.status, rows_of(crashed)) == ("discarded", 0)
-    assert rows_of(job.snapshot) == 7
+    assert job.snapshot_id == stopped.pk and len(calls) == 4
+    lines = SocialSecurityRecord.objects.filter(snapshot=stopped).values_list("line", flat=True)
+    assert sorted(lines) == list(range(2, 9))
     assert active_snapshot(RegistryKind.SOCIAL_SECURITY) == job.snapshot
 
 
-def test_progress_counts_every_rejected_row_but_keeps_100_errors(monkeypatch):
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 50)
+def test_progress_counts_every_rejected_row_but_keeps_100_errors(settings):
+    settings.BAEUM_IMPORT_CHUNK_LINES = 50
     good = [f"{rrn_for(n)},near_poor,11440,2025-01-01,\n" for n in range(100, 400)]
     bad = ["bad-rrn,near_poor,11440,2025-01-01,\n"] * 150
     job = import_file(RegistryKind.SOCIAL_SECURITY, SS_HEADER + "".join(good + bad))
@@ -340,14 +340,19 @@ def test_create_refuses_an_unknown_kind():
 
 
 def test_create_queues_the_task_after_commit(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         job = import_file(RegistryKind.TRAINING_COURSES, GOOD_FILES["training_courses"], run=False)
-    # The import's outbox entry; no round has applications under review to re-screen.
-    assert len(callbacks) == 1
     job.refresh_from_db()
     assert job.status == "succeeded"
-    entry = TaskOutbox.objects.get(key=f"registry_import:{job.pk}")
-    assert (entry.status, entry.runs) == ("done", 1)
+    # The import's entry, its one chunk's and the finish's; no round has applications
+    # under review to re-screen.
+    keys = [
+        f"registry_import:{job.pk}",
+        *(f"registry_import:{job.pk}:{job.snapshot_id}:{s}" for s in ("0", "finish")),
+    ]
+    assert list(TaskOutbox.objects.order_by("pk").values_list("key", "status", "runs")) == [
+        (key, "done", 1) for key in keys
+    ]
     assert AuditEvent.objects.filter(action="registry_import.create", object_id=job.pk).exists()
 
 
@@ -373,7 +378,7 @@ def _write_big_file(path, rows: int) -> None:
             out.write(f"{n:064x},near_poor,11440,2025-01-01,\n")
 
 
-def test_large_file_is_streamed_in_bounded_memory(tmp_path, monkeypatch):
+def test_large_file_is_streamed_in_bounded_memory(tmp_path, monkeypatch, settings):
     # bulk_create under tracemalloc is slow on SQLite; PostgreSQL (COPY) takes the full size.
     rows = 200_000 if connection.vendor == "postgresql" else 50_000
     source = tmp_path / "big.csv"
@@ -385,7 +390,8 @@ def test_large_file_is_streamed_in_bounded_memory(tmp_path, monkeypatch):
             actor=None,
         )
     # Small chunks so that one chunk is well under the file, whatever the database.
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2_000)
+    monkeypatch.setattr(import_chunks, "CHUNK_ROWS", 2_000)
+    settings.BAEUM_IMPORT_CHUNK_LINES = 20_000
     tracemalloc.start()
     try:
         job = registry_import_run(job_id=job.pk)

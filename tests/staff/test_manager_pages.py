@@ -107,8 +107,9 @@ def test_registry_import_shows_progress_and_rejected_lines(web, django_capture_o
     progress_url = f"/staff/registries/imports/{job.pk}/progress/"
     assert client.get(progress_url).json()["finished"] is False
 
-    for run in queued:  # the worker runs the import after the commit
-        run()
+    with django_capture_on_commit_callbacks(execute=True):
+        for run in queued:  # the worker runs the import after the commit, and its chunks
+            run()
     job.refresh_from_db()
     # One bad line fails the whole import: the previous snapshot stays active.
     assert job.status == "failed" and job.rows_rejected == 1
