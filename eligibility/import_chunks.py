@@ -42,10 +42,10 @@ def record_finish(task, job: RegistryImportJob, snapshot: RegistrySnapshot) -> N
 def load_chunk(job: RegistryImportJob, chunk: RegistryImportChunk, *, spread: bool) -> None:
     """Check the chunk's lines and write its good rows, its counts and done in one
     transaction; a chunk done meanwhile by another run is left as it is."""
-    # No waiting for the disk at each chunk: the activation's commit, which does wait,
-    # makes the chunks durable with it (the log is written in order), and a crash before
-    # then loses a chunk's rows and its done mark together. (A caller's own transaction
-    # keeps its usual commit.)
+    # No waiting for the disk at each chunk: the next commit that does wait (the chunk's
+    # outbox entry marked done, the activation) makes it durable too, the log being
+    # written in order; a crash before then loses its rows and its done mark together,
+    # and the chunk is loaded again. (A caller's own transaction keeps its usual commit.)
     asynchronous = connection.vendor == "postgresql" and not connection.in_atomic_block
     with plaintext(job) as source, transaction.atomic():
         if asynchronous:
