@@ -13,7 +13,7 @@ from django.db.models.functions import Cast
 from benefits.models import Applicant, Application, Document, Notification, Round
 from core.models import AuditEvent
 from core.outbox import outbox_entries_about
-from eligibility.models import RegistryImportJob, ScreeningRun
+from eligibility.models import RegistryImportChunk, RegistryImportJob, ScreeningRun
 from payments.models import (
     BankFile,
     BankResultImport,
@@ -56,6 +56,7 @@ def _delete_rows(rounds, users) -> dict[str, int]:
     applicants = Applicant.objects.filter(user__in=users)
     batches = DisbursementBatch.objects.filter(round__in=rounds)
     jobs = RegistryImportJob.objects.filter(created_by__in=users)
+    result_imports = BankResultImport.objects.filter(batch__in=batches)
     providers = list(
         ProviderUser.objects.filter(user__in=users).values_list("provider_id", flat=True)
     )
@@ -84,15 +85,24 @@ def _delete_rows(rounds, users) -> dict[str, int]:
             ("eligibility.screening_tasks.round_rescreen_task", rounds),
             ("eligibility.screening_tasks.round_rescreen_chunk_task", rounds),
             ("eligibility.tasks.registry_import_run_task", jobs),
+            ("eligibility.tasks.registry_import_chunk_task", jobs),
+            ("eligibility.tasks.registry_import_finish_task", jobs),
             ("payments.tasks.batch_build_task", batches),
             ("payments.tasks.bank_files_generate_task", batches),
+            ("payments.tasks.bank_results_run_task", result_imports),
+            ("payments.tasks.bank_results_chunk_task", result_imports),
         )
+    )
+    # The chunks the imports were loaded in: their bookkeeping, not the registries'.
+    delete(
+        "registry import chunks",
+        RegistryImportChunk.objects.filter(snapshot__in=jobs.values("snapshot")),
     )
     delete("voucher entries", VoucherEntry.objects.filter(account__round__in=rounds))
     delete("voucher accounts", VoucherAccount.objects.filter(round__in=rounds))
     Payment.objects.filter(round__in=rounds).update(reissue_of=None)
     delete("payments", Payment.objects.filter(round__in=rounds))
-    delete("bank result imports", BankResultImport.objects.filter(batch__in=batches))
+    delete("bank result imports", result_imports)
     delete("bank files", BankFile.objects.filter(batch__in=batches))
     delete("batches", batches)
     delete("notifications", Notification.objects.filter(user__in=users))
