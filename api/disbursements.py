@@ -23,6 +23,7 @@ from api.serializers import LedgerSerializer, ReasonSerializer, StrictSerializer
 from api.views import IDEMPOTENCY_PARAMETER, MAX_ID
 from benefits.models import Round
 from core.roles import Role
+from payments import audit as audits
 from payments import exports, selectors, services
 from payments.imports import bank_results_submit
 from payments.models import BankResultImport, DisbursementBatch, Payment
@@ -101,7 +102,7 @@ class BatchDetailSerializer(BatchSerializer):
 
     @extend_schema_field(AuditSummarySerializer)
     def get_audit(self, obj) -> dict:
-        return selectors.batch_audit_summary(obj)
+        return audits.batch_audit_summary(obj)
 
 
 class PaymentSerializer(serializers.Serializer):
@@ -125,7 +126,7 @@ class PaymentSerializer(serializers.Serializer):
     failed_at = serializers.DateTimeField(allow_null=True)
 
     def get_flags(self, obj) -> list[str]:
-        return selectors.payment_flags(obj)
+        return audits.payment_flags(obj)
 
 
 class BatchCreateSerializer(StrictSerializer):
@@ -353,7 +354,7 @@ class DisbursementResultsApi(APIView):
 
 class PaymentFilter(filters.FilterSet):
     status = filters.MultipleChoiceFilter(choices=Payment.Status.choices)
-    flag = filters.ChoiceFilter(choices=[(f, f) for f in selectors.AUDIT_FLAGS], method="by_flag")
+    flag = filters.ChoiceFilter(choices=[(f, f) for f in audits.AUDIT_FLAGS], method="by_flag")
 
     class Meta:
         model = Payment
@@ -376,7 +377,7 @@ class DisbursementPaymentListApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
-        return selectors.payments_with_flags(selectors.batch_get(pk=self.kwargs["pk"]))
+        return audits.payments_with_flags(selectors.batch_get(pk=self.kwargs["pk"]))
 
 
 @extend_schema_view(
@@ -392,7 +393,7 @@ class DisbursementAuditApi(generics.ListAPIView):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Payment.objects.none()
-        return selectors.batch_audit(selectors.batch_get(pk=self.kwargs["pk"]))
+        return audits.batch_audit(selectors.batch_get(pk=self.kwargs["pk"]))
 
 
 class PaymentHoldSerializer(StrictSerializer):
@@ -416,7 +417,7 @@ class DisbursementPaymentHoldApi(APIView):
             actor=request.user,
             reason=data.validated_data["reason"],
         )
-        payment = selectors.payments_with_flags(batch).get(pk=payment.pk)
+        payment = audits.payments_with_flags(batch).get(pk=payment.pk)
         return Response(PaymentSerializer(payment).data)
 
 

@@ -11,7 +11,9 @@
 3. Each page (and the API's batch and audit answers) is requested in-process through
    Django's test client, signed in as the role that reads it, --repeat times after one
    warm-up; the time is the whole request (middleware, queries, template), i.e. the
-   server's side of the page.
+   server's side of the page. The batch page shows the audit as its build read it (a kept
+   reading younger than BAEUM_AUDIT_MAX_AGE); two more rows time reading it again: the
+   page's button, and a view whose reading is too old.
 
     .venv/bin/python bench/workbench.py [--applications 100000] [--repeat 7] \
         [--shared-every 0] [--queries]
@@ -158,15 +160,18 @@ def slowest_queries(client, url: str, n: int = 3) -> list[tuple[float, str]]:
     return sorted(timings, reverse=True)[:n]
 
 
-def time_page(client, url: str, repeat: int) -> dict:
-    response = client.get(url)  # warm-up: sessions, content types, the planner's caches
-    assert response.status_code == 200, (url, response.status_code)
+def time_page(client, url: str, repeat: int, method: str = "get") -> dict:
+    """GET a page (200), or POST a button's form (302), once to warm up, then `repeat` times."""
+    expected = 200 if method == "get" else 302
+    request = getattr(client, method)
+    response = request(url)  # warm-up: sessions, content types, the planner's caches
+    assert response.status_code == expected, (url, response.status_code)
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        response = client.get(url)
+        response = request(url)
         times.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200
+        assert response.status_code == expected
     return {"median": statistics.median(times), "max": max(times), "bytes": len(response.content)}
 
 
@@ -186,6 +191,7 @@ def main():
     recreate_database(url)
     setup_django(url, tempfile.mkdtemp(prefix="baeum-bench-workbench-"))
 
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
 
@@ -213,6 +219,18 @@ def main():
         (f"queue, last page ({last_page})", reviewer, f"/staff/review/?page={last_page}"),
         ("batch page (draft, with the pre-release audit)", payer, f"/staff/batches/{batch_id}/"),
         ("batch page, payments search by name", payer, f"/staff/batches/{batch_id}/?q=박"),
+        (
+            "batch page's 'read the audit again' (POST: the whole audit read and kept)",
+            payer,
+            f"/staff/batches/{batch_id}/audit/",
+            "post",
+        ),
+        (
+            "batch page, its reading older than BAEUM_AUDIT_MAX_AGE (read again on view)",
+            payer,
+            f"/staff/batches/{batch_id}/",
+            "stale",
+        ),
         ("batches list", payer, "/staff/batches/"),
         ("API: the batch (with its audit summary)", payer, f"/api/v1/disbursements/{batch_id}/"),
         ("API: the batch's audit list", payer, f"/api/v1/disbursements/{batch_id}/audit/"),
@@ -230,10 +248,13 @@ def main():
     )
     print("| page | median ms | max ms |")
     print("|---|---:|---:|")
-    for name, client, path in pages:
-        result = time_page(client, path, args.repeat)
+    for name, client, path, *how in pages:
+        method = how[0] if how else "get"
+        if method == "stale":  # every reading is too old: each view reads the audit again
+            settings.BAEUM_AUDIT_MAX_AGE, method = timedelta(0), "get"
+        result = time_page(client, path, args.repeat, method)
         print(f"| {name} | {result['median']:.0f} | {result['max']:.0f} |")
-        if args.queries:
+        if args.queries and method == "get":
             for ms, sql in slowest_queries(client, path):
                 print(f"    {ms:7.1f} ms  {sql}", file=sys.stderr)
 

@@ -541,6 +541,9 @@ BAEUM_DEBTOR_BANK_CODE = os.environ.get("BAEUM_DEBTOR_BANK_CODE", "020")
 BAEUM_DEBTOR_ACCOUNT = os.environ.get("BAEUM_DEBTOR_ACCOUNT", "1005000000001")
 # The pre-release audit flags a payee whose bank account changed this recently.
 BAEUM_ACCOUNT_CHANGE_WINDOW = timedelta(days=env_int("BAEUM_ACCOUNT_CHANGE_WINDOW_DAYS", 30))
+# The batch page shows the audit as last read if younger than this, else reads it again; an
+# approval from the page is refused if a payment was flagged since the reading shown.
+BAEUM_AUDIT_MAX_AGE = timedelta(seconds=env_int("BAEUM_AUDIT_MAX_AGE_SECONDS", 600))
 
 LOGGING = {
     "version": 1,

@@ -24,6 +24,7 @@ from benefits.models import Applicant, Application, ApplicationFlag, Round
 from core.audit import audit_record
 from core.fsm import bulk_transition
 from core.outbox import outbox_enqueue, outbox_heartbeat
+from payments.audit import batch_audit_keep
 from payments.models import BuildChunk, DisbursementBatch, Payment
 from payments.selectors import round_budget_ledger
 
@@ -298,6 +299,9 @@ def _build_finish(batch: DisbursementBatch, round_: Round) -> None:
             to_state=batch.status,
             reason=f"Paying round #{round_.pk} would exceed its budget.",
         )
+        return
+    # The first reading of its audit, so that the batch page opens without reading it.
+    batch_audit_keep(batch=batch)
 
 
 def _build_finish_when_built(batch_id: int) -> bool:

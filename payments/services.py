@@ -16,6 +16,7 @@ from core.audit import audit_record
 from core.exceptions import Conflict, DomainError, InvalidTransition
 from core.fsm import bulk_transition, require_transition
 from core.outbox import outbox_enqueue
+from payments.audit import batch_audit_reading, batch_audit_unseen
 from payments.build import _payable_count, batch_build_key, batch_total
 from payments.build import batch_build as batch_build  # where callers have always found it
 from payments.exports import bank_files_key
@@ -166,14 +167,39 @@ def batch_submit(*, batch: DisbursementBatch, actor) -> DisbursementBatch:
     return _transition(batch, actor, name="submit")
 
 
+def _require_audit_seen(batch: DisbursementBatch, reading_id: int) -> None:
+    seen = batch_audit_reading(batch=batch, reading_id=reading_id)
+    if seen is None:
+        raise Conflict(
+            "The audit reading you approved from is not this batch's: read the audit again.",
+            code="audit_changed",
+        )
+    unseen = batch_audit_unseen(batch, seen=seen)
+    if unseen:
+        raise Conflict(
+            f"{len(unseen)} payment(s) were flagged since the audit you read: "
+            "read it again before approving.",
+            code="audit_changed",
+        )
+
+
 @transaction.atomic
-def batch_approve(*, batch: DisbursementBatch, actor, reason: str = "") -> DisbursementBatch:
-    """Approve a submitted batch: only a finance user other than its preparer may."""
+def batch_approve(
+    *, batch: DisbursementBatch, actor, reason: str = "", audit_seen: int | None = None
+) -> DisbursementBatch:
+    """Approve a submitted batch: only a finance user other than its preparer may.
+
+    `audit_seen` names the reading of the pre-release audit the checker approves from (the
+    batch page's): the audit is read again, and the approval refused if a pending payment
+    was flagged since, for a reason that reading did not show.
+    """
     batch = _lock_batch(batch)
     if actor.pk == batch.prepared_by_id:
         raise MakerChecker(
             "You prepared this batch: another finance user must approve it.", field="approved_by"
         )
+    if audit_seen is not None:
+        _require_audit_seen(batch, audit_seen)
     _require_within_budget(batch.round, refused="This batch cannot be approved")
     batch = _transition(batch, actor, name="approve", reason=reason, total=batch_total(batch))
     if batch.pays_by_bank:

@@ -63,6 +63,10 @@ CODE_MESSAGES = {
     "recovery_closed": _("This recovery is repaid or waived already: nothing more is owed."),
     "waiver_pending": _("A waiver of this recovery already waits for approval."),
     "no_waiver_requested": _("Nobody asked to waive this recovery: request the waiver first."),
+    "audit_changed": _(
+        "Payments were flagged since the audit you read: look at the audit below, read anew, "
+        "then approve."
+    ),
     "file_too_large": _("The file is too large."),
     "unsupported_file_type": _("The file must be a PDF, PNG or JPEG document."),
     "stored_file_unreadable": _(

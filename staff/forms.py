@@ -11,8 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from benefits.models import Appeal, Application, ApplicationFlag, Program, Round
 from core.districts import SEOUL_DISTRICTS
 from eligibility.models import MatchResolution, RegistryKind
+from payments.audit import AUDIT_FLAGS
 from payments.models import DisbursementBatch, Payment
-from payments.selectors import AUDIT_FLAGS
 from staff import labels
 from staff.access import staff_roles
 

@@ -12,7 +12,8 @@ from benefits.models import Applicant, Application, ApplicationFlag, Round
 from core.models import AuditEvent
 from eligibility.models import RegistryImportJob, RegistrySnapshot
 from payments import selectors as payment_selectors
-from payments.models import DisbursementBatch, Payment, reference_to_pk
+from payments.audit import BatchAudit, payments_with_flags
+from payments.models import DisbursementBatch, Payment, Provider, reference_to_pk
 
 
 def _filtered(applications: QuerySet, filters: dict) -> QuerySet:
@@ -154,11 +155,11 @@ def batch_list(*, filters: dict) -> QuerySet[DisbursementBatch]:
 
 
 def batch_payments(
-    batch: DisbursementBatch, *, filters: dict, audit: payment_selectors.BatchAudit | None = None
+    batch: DisbursementBatch, *, filters: dict, audit: BatchAudit | None = None
 ) -> QuerySet[Payment]:
     """The batch's payments with their audit flags (from `audit` if the page read it
     already), narrowed by state, flag and a search."""
-    payments = payment_selectors.payments_with_flags(batch, audit=audit)
+    payments = payments_with_flags(batch, audit=audit)
     if filters.get("status"):
         payments = payments.filter(status=filters["status"])
     if filters.get("flag"):
@@ -172,9 +173,15 @@ def batch_payments(
         elif digits.isdigit() and len(digits) <= 18:
             payments = payments.filter(Q(pk=int(digits)) | Q(application_id=int(digits)))
         else:
+            # As semi-joins, not outer joins of every payment to its payee: the count of a
+            # batch of 50,000 found by name reads the matching names once.
             payments = payments.filter(
-                Q(application__applicant__legal_name__icontains=q)
-                | Q(provider__name__icontains=q)
+                Q(
+                    application_id__in=Application.objects.filter(
+                        applicant__legal_name__icontains=q
+                    ).values("pk")
+                )
+                | Q(provider_id__in=Provider.objects.filter(name__icontains=q).values("pk"))
                 | Q(account_holder__icontains=q)
             )
     return payments

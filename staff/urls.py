@@ -51,6 +51,7 @@ urlpatterns = [
         )
         for action in finance.BATCH_ACTIONS
     ],
+    path("batches/<id:pk>/audit/", finance.batch_audit_recheck, name="batch_audit_recheck"),
     path("batches/<id:pk>/export/<str:fmt>/", finance.batch_export, name="batch_export"),
     path("batches/<id:pk>/results/", finance.batch_results, name="batch_results"),
     path(

@@ -12,7 +12,7 @@ from benefits.reports import round_report
 from benefits.selection import round_select
 from benefits.simulation import Simulation, SimulationError, population
 from benefits.simulation.waiting import wait_until
-from payments import selectors
+from payments import audit, selectors
 from payments import services as payments
 from payments.exports import bank_file_for_download
 from payments.imports import bank_results_import
@@ -65,7 +65,7 @@ def _built_batch(sim: Simulation, description: str) -> DisbursementBatch:
 def _approved(sim: Simulation, batch: DisbursementBatch) -> DisbursementBatch:
     """finance2, who did not prepare it, reads the pre-release audit and approves."""
     sim.notes.setdefault("pre-release audit", {})[f"batch #{batch.pk}:"] = {
-        flag: n for flag, n in selectors.batch_audit_summary(batch).items() if n
+        flag: n for flag, n in audit.batch_audit_summary(batch).items() if n
     }
     payments.batch_approve(batch=batch, actor=sim.staff["finance2"])
     return _batch(batch.pk)

@@ -1,6 +1,7 @@
 """Payments: disbursement batches and bank files; voucher accounts, providers and their
 ledger; recoveries from recipients whose training ended early."""
 
+from payments.models.audit import BatchAuditReading
 from payments.models.batches import (
     BATCH_KIND_CHOICES,
     BATCH_STATUS_CHOICES,
@@ -35,6 +36,7 @@ __all__ = [
     "VOUCHER_ENTRY_KIND_CHOICES",
     "BankFile",
     "BankResultImport",
+    "BatchAuditReading",
     "BuildChunk",
     "DisbursementBatch",
     "Payment",

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from core.banks import BANKS
 from core.districts import SEOUL_DISTRICTS
 from eligibility.rules import MESSAGES, duplicate_code, rendered_rule
-from payments.selectors import payment_flags
+from payments.audit import payment_flags
 from staff import labels
 
 register = template.Library()

@@ -9,6 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from benefits.models import ApplicationFlag
+from payments import audit as audits
 from payments import exports, services
 from payments import selectors as payment_selectors
 from payments.imports import bank_results_submit
@@ -105,20 +106,21 @@ def batch_detail(request, pk: int):
     filter_form = PaymentFilterForm(request.GET or None)
     filters = filter_form.cleaned_data if filter_form.is_valid() else {}
     totals = payment_selectors.batch_counts(batch)
-    # Read once: the summary, the audit list and the payments' badges all come from it.
-    read = payment_selectors.batch_audit_read(batch)
+    # One reading for the page: the summary, the audit list and the payments' badges.
+    read = audits.batch_audit_current(batch=batch, actor=request.user)
     # Unfiltered, the payments are counted already (totals); so is the audit list (summary).
     every = sum(totals["counts"].values()) if not any(filters.values()) else None
     payments = paginate(
-        request, staff_selectors.batch_payments(batch, filters=filters, audit=read), count=every
+        request,
+        staff_selectors.batch_payments(batch, filters=filters, audit=read),
+        count=every,
+        ids_first=True,
     )
-    audit_summary = (
-        payment_selectors.batch_audit_summary(batch, audit=read) if before_approval else None
-    )
+    audit_summary = audits.batch_audit_summary(batch, audit=read) if before_approval else None
     audit = (
         paginate(
             request,
-            payment_selectors.batch_audit(batch, audit=read),
+            audits.batch_audit(batch, audit=read),
             param="audit_page",
             size=20,
             count=audit_summary.pop("any"),
@@ -147,6 +149,7 @@ def batch_detail(request, pk: int):
             if batch.is_settlement
             else payment_selectors.round_budget_ledger(batch.round),
             "audit_summary": audit_summary,
+            "audit_read": read,
             "audit": audit,
             "held": held,
             "held_query": querystring_without(request, "held_page"),
@@ -192,11 +195,13 @@ def _attach_eligibility_flags(payments) -> None:
         payment.eligibility_flag = flags.get(payment.application_id)
 
 
-def _transition_call(action: str, batch, actor, reason: str):
+def _transition_call(action: str, batch, actor, reason: str, audit_seen: int):
     if action == "submit":
         return lambda: services.batch_submit(batch=batch, actor=actor)
     if action == "approve":
-        return lambda: services.batch_approve(batch=batch, actor=actor, reason=reason)
+        return lambda: services.batch_approve(
+            batch=batch, actor=actor, reason=reason, audit_seen=audit_seen
+        )
     if action == "disburse":
         return lambda: services.batch_disburse(batch=batch, actor=actor)
     if action == "cancel":
@@ -220,12 +225,28 @@ def batch_transition(request, pk: int, action: str):
         "cancel": _("Batch #%(id)s cancelled."),
         "close": _("Batch #%(id)s closed."),
     }[action] % {"id": pk}
-    run_service(
+    # The approval names the audit reading its page showed (0: none, which is refused).
+    seen = request.POST.get("audit_reading", "")
+    seen = int(seen) if seen.isascii() and seen.isdigit() and len(seen) <= 18 else 0
+    ok, _batch = run_service(
         request,
-        _transition_call(action, batch, request.user, form.cleaned_data["reason"]),
+        _transition_call(action, batch, request.user, form.cleaned_data["reason"], seen),
         success=done,
     )
+    if action == "approve" and not ok:
+        # Refused: the page shows the audit read again, with what changed since.
+        audits.batch_audit_keep(batch=batch, actor=request.user)
     return redirect("staff:batch", pk)
+
+
+@require_POST
+@staff_view(*FINANCE_WRITE)
+def batch_audit_recheck(request, pk: int):
+    """Read the batch's pre-release audit again now (the page shows the newest reading)."""
+    batch = payment_selectors.batch_get(pk=pk)
+    audits.batch_audit_keep(batch=batch, actor=request.user)
+    messages.success(request, _("The pre-release audit was read again."))
+    return redirect(reverse("staff:batch", args=[pk]) + "#audit")
 
 
 @staff_view(*FINANCE_WRITE)

@@ -22,8 +22,8 @@ from eligibility.models import (
 )
 from eligibility.recheck import round_recheck
 from payments import services as payment_services
+from payments.audit import batch_audit, payment_flags
 from payments.models import DisbursementBatch, Payment
-from payments.selectors import batch_audit, payment_flags
 from tests.eligibility.conftest import snapshot
 from tests.eligibility.test_screening import in_force, submitted
 from tests.factories import ApplicationFactory, ProgramFactory, RoundFactory, UserFactory

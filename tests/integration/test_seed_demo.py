@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 from benefits import demo
 from benefits.models import Application, Round
 from eligibility.models import RegistryKind, RegistrySnapshot
+from payments.audit import batch_audit_summary
 from payments.models import DisbursementBatch, Payment, Recovery, VoucherEntry
-from payments.selectors import batch_audit_summary
 from tests.factories import RoundFactory, UserFactory
 
 # Committed for real, as `make run` does: the submit's screening task and the batch's

@@ -6,15 +6,20 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from benefits.models import Applicant, Application
+from core.exceptions import Conflict
 from core.roles import Role
 from payments import services
-from payments.selectors import (
+from payments.audit import (
     batch_audit,
+    batch_audit_current,
+    batch_audit_keep,
     batch_audit_read,
     batch_audit_summary,
+    batch_audit_unseen,
     payment_flags,
     payments_with_flags,
 )
+from payments.models import BatchAuditReading, DisbursementBatch, Payment
 from tests.factories import ApplicantFactory, UserFactory
 from tests.payments.test_money_guards import built_batch, selected_round, settle
 from tests.payments.test_vouchers import issue_vouchers, make_provider, redeem
@@ -126,3 +131,40 @@ def test_an_audit_read_for_another_batch_is_refused(maker):
     second = built_batch(selected_round(1), maker)
     with pytest.raises(ValueError, match="not #"):
         batch_audit_summary(second, audit=batch_audit_read(first))
+
+
+def test_an_approval_from_a_reading_is_refused_for_a_new_flag_even_on_a_flagged_payment(
+    maker, checker
+):
+    round_ = selected_round(2)
+    first, second = (a.applicant for a in Application.objects.filter(round=round_).order_by("id"))
+    batch = services.batch_submit(batch=built_batch(round_, maker), actor=maker)
+    Payment.objects.filter(application__applicant=first).update(amount=1)  # amount_anomaly
+    seen = batch_audit_keep(batch=batch, actor=checker)
+    assert seen.flags == {Payment.objects.get(application__applicant=first).pk: ("amount_anomaly",)}
+    assert batch_audit_unseen(batch, seen=seen) == {}
+
+    # The same payment, already flagged, now also goes to an account another payee gives.
+    give_account([second], first.account_fingerprint)
+    paid_to_first = Payment.objects.get(application__applicant=first).pk
+    assert batch_audit_unseen(batch, seen=seen)[paid_to_first] == ("shared_account",)
+    with pytest.raises(Conflict) as refused:
+        services.batch_approve(batch=batch, actor=checker, audit_seen=seen.reading_id)
+    assert refused.value.code == "audit_changed"
+    batch.refresh_from_db()
+    assert batch.status == DisbursementBatch.Status.PENDING_APPROVAL
+
+    again = batch_audit_keep(batch=batch, actor=checker)
+    approved = services.batch_approve(batch=batch, actor=checker, audit_seen=again.reading_id)
+    assert approved.status == DisbursementBatch.Status.APPROVED
+
+
+def test_the_build_keeps_the_first_reading_of_the_audit(maker):
+    round_ = selected_round(2)
+    payees = [a.applicant for a in Application.objects.filter(round=round_).order_by("id")]
+    give_account(payees, "one-account")
+    batch = built_batch(round_, maker)
+    reading = BatchAuditReading.objects.get(batch=batch)
+    assert reading.read_by is None
+    assert sorted(reading.flags.values()) == [["shared_account"], ["shared_account"]]
+    assert batch_audit_current(batch=batch).reading_id == reading.pk

@@ -15,11 +15,12 @@ from core.files import stored_file_chunks
 from core.models import AuditEvent
 from core.roles import Role
 from payments import services, settlement
+from payments.audit import batch_audit, payment_flags
 from payments.bankfiles import parse_result_file
 from payments.exports import bank_file_generate
 from payments.imports import ResultFileRejected, bank_results_import
 from payments.models import DisbursementBatch, Payment, VoucherAccount, VoucherEntry
-from payments.selectors import batch_audit, payment_flags, round_budget_ledger
+from payments.selectors import round_budget_ledger
 from payments.vouchers import voucher_balance, voucher_redeem, voucher_top_up, vouchers_lapse
 from tests.factories import (
     ApplicantFactory,

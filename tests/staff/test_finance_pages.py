@@ -1,14 +1,17 @@
 """Finance's pages through the Django test client: batches from creation to reconciliation,
 maker–checker, the pre-release audit, and every refusal shown as a message."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
 from benefits.models import Round
 from core.models import AuditEvent
 from core.roles import Role
-from payments.models import BankFile, DisbursementBatch, Payment
+from payments.models import BankFile, BatchAuditReading, DisbursementBatch, Payment
 from tests.factories import ApplicantFactory, RoundFactory, UserFactory, approved_applications
 from tests.staff.conftest import query_count
 
@@ -49,6 +52,14 @@ def _run_after_commit(django_capture_on_commit_callbacks, monkeypatch):
 
 
 _capture = None
+
+
+def approve(client, batch, data=None, **kwargs):
+    """Approve as a checker does: from the batch page, with the audit reading it shows."""
+    reading = client.get(f"/staff/batches/{batch.pk}/").context["audit_read"].reading_id
+    return client.post(
+        f"/staff/batches/{batch.pk}/approve/", {"audit_reading": reading, **(data or {})}, **kwargs
+    )
 
 
 def make_batch(client, round_) -> DisbursementBatch:
@@ -101,7 +112,7 @@ def test_whole_flow_maker_checker_download_disburse_and_reconcile(
 
     # Marking sent before the file left Baeum is refused.
     with django_capture_on_commit_callbacks(execute=True):  # the commit makes the files
-        finance2.post(f"/staff/batches/{batch.pk}/approve/", {"reason": "확인"})
+        approve(finance2, batch, {"reason": "확인"})
     batch.refresh_from_db()
     assert batch.status == "approved" and batch.approved_by == finance2.user
     early = finance2.post(f"/staff/batches/{batch.pk}/disburse/", follow=True)
@@ -142,7 +153,7 @@ def test_a_rejected_result_file_lists_its_lines_and_changes_nothing(
     batch = make_batch(finance1, selected_round)
     finance1.post(f"/staff/batches/{batch.pk}/submit/")
     with django_capture_on_commit_callbacks(execute=True):  # the commit makes the files
-        finance2.post(f"/staff/batches/{batch.pk}/approve/")
+        approve(finance2, batch)
     finance2.get(f"/staff/batches/{batch.pk}/export/pain001/")
     finance2.post(f"/staff/batches/{batch.pk}/disburse/")
     bad = b"reference,result,reason\nNOT-OURS,paid,\n"
@@ -186,7 +197,7 @@ def test_pre_release_audit_flags_and_hold_out_before_approval_only(
     assert any("이미 처리되었을 수 있습니다" in m for m in messages_of(twice))
 
     finance1.post(f"/staff/batches/{batch.pk}/submit/")
-    finance2.post(f"/staff/batches/{batch.pk}/approve/")
+    approve(finance2, batch)
     page = finance2.get(f"/staff/batches/{batch.pk}/")
     assert page.context["audit"] is None and not page.context["can_hold"]
     late = finance2.post(
@@ -194,6 +205,84 @@ def test_pre_release_audit_flags_and_hold_out_before_approval_only(
     )
     assert messages_of(late)
     assert Payment.objects.get(pk=flagged[1]).status == "pending"
+
+
+def share_an_account(round_) -> None:
+    """After their batch was built, the second recipient gives the first one's account:
+    the first's payment is now to an account someone else gives (shared_account), the
+    second's to an account its payee no longer gives (account_changed)."""
+    first, second = round_.applications.order_by("id")[:2]
+    ApplicantFactory._meta.model.objects.filter(pk=second.applicant_id).update(
+        account_fingerprint=first.applicant.account_fingerprint
+    )
+
+
+def test_the_page_shows_the_audit_as_read_and_reads_it_again_when_asked_or_when_old(
+    finance1, selected_round, settings
+):
+    batch = make_batch(finance1, selected_round)  # the build reads the audit
+    share_an_account(selected_round)
+    page = finance1.get(f"/staff/batches/{batch.pk}/")
+    assert page.context["audit"].paginator.count == 0
+    assert "확인 시각" in page.content.decode()
+
+    response = finance1.post(f"/staff/batches/{batch.pk}/audit/", follow=True)
+    assert any("다시 확인했습니다" in m for m in messages_of(response))
+    page = finance1.get(f"/staff/batches/{batch.pk}/")
+    summary = page.context["audit_summary"]
+    assert (summary["shared_account"], summary["account_changed"]) == (1, 1)
+    assert page.context["audit"].paginator.count == 2
+
+    # Holding one out counts at once, without reading the audit again.
+    flagged = [p.pk for p in page.context["audit"]]
+    finance1.post(f"/staff/batches/{batch.pk}/payments/{flagged[0]}/hold/", {"reason": "확인"})
+    page = finance1.get(f"/staff/batches/{batch.pk}/")
+    assert page.context["audit"].paginator.count == 1
+    assert [p.pk for p in page.context["audit"]] == flagged[1:]
+
+    # A reading older than BAEUM_AUDIT_MAX_AGE is not shown: the page reads it again.
+    ApplicantFactory._meta.model.objects.update(account_changed_at=timezone.now())
+    assert finance1.get(f"/staff/batches/{batch.pk}/").context["audit"].paginator.count == 1
+    settings.BAEUM_AUDIT_MAX_AGE = timedelta(0)
+    assert finance1.get(f"/staff/batches/{batch.pk}/").context["audit"].paginator.count == 4
+
+
+def test_an_approval_is_refused_when_a_payment_was_flagged_since_the_audit_it_was_made_from(
+    finance1, finance2, selected_round
+):
+    batch = make_batch(finance1, selected_round)
+    finance1.post(f"/staff/batches/{batch.pk}/submit/")
+    seen = finance2.get(f"/staff/batches/{batch.pk}/").context["audit_read"].reading_id
+    share_an_account(selected_round)
+
+    refused = finance2.post(
+        f"/staff/batches/{batch.pk}/approve/", {"audit_reading": seen}, follow=True
+    )
+    assert any("확인한 뒤 새로 표시된 지급" in m for m in messages_of(refused))
+    batch.refresh_from_db()
+    assert batch.status == "pending_approval" and batch.approved_by is None
+    # The page now shows the audit read again, the two flagged payments in it.
+    assert refused.context["audit"].paginator.count == 2
+
+    approve(finance2, batch)  # from the reading that shows them
+    batch.refresh_from_db()
+    assert batch.status == "approved" and batch.approved_by == finance2.user
+
+
+@pytest.mark.parametrize("reading", ["", "0", "abc", "²", "9" * 30, "other batch's"])
+def test_an_approval_must_name_a_reading_of_this_batch(finance1, finance2, selected_round, reading):
+    batch = make_batch(finance1, selected_round)
+    finance1.post(f"/staff/batches/{batch.pk}/submit/")
+    if reading == "other batch's":
+        other = DisbursementBatch.objects.create(round=selected_round, prepared_by=finance1.user)
+        reading = BatchAuditReading.objects.create(batch=other, read_at=timezone.now()).pk
+    response = finance2.post(
+        f"/staff/batches/{batch.pk}/approve/", {"audit_reading": reading}, follow=True
+    )
+    assert response.status_code == 200
+    assert any("확인한 뒤 새로 표시된 지급" in m for m in messages_of(response))
+    batch.refresh_from_db()
+    assert batch.status == "pending_approval"
 
 
 def test_cancel_needs_a_reason_and_only_before_sending(finance1, selected_round):

@@ -100,8 +100,8 @@ def test_queue_is_paginated_in_a_fixed_number_of_queries(web, django_assert_max_
         query_count(client, "/staff/review/", {"per_page": n, "flag": "duplicate"})
         for n in (25, 50)
     ]
-    assert counts[0] == counts[1] <= 9
-    with django_assert_max_num_queries(9):
+    assert counts[0] == counts[1] <= 10  # the page's ids, then its rows (IdsFirst)
+    with django_assert_max_num_queries(10):
         response = client.get("/staff/review/", {"per_page": 50})
     assert len(response.context["rows"]) == 30
 

@@ -40,6 +40,7 @@ PAGES = {
     "batch_disburse": ("POST", (FIN,)),
     "batch_cancel": ("POST", (FIN,)),
     "batch_close": ("POST", (FIN,)),
+    "batch_audit_recheck": ("POST", (FIN,)),
     "batch_export": ("GET", (FIN,)),
     "batch_results": ("POST", (FIN,)),
     "batch_results_progress": ("GET", (FIN, AUD)),
