@@ -196,8 +196,12 @@ def round_list() -> QuerySet[Round]:
     return (
         Round.objects.select_related("program")
         .annotate(
-            n_applications=Count("applications", filter=~Q(applications__status="draft")),
-            n_selected=Count("applications", filter=Q(applications__status="selected")),
+            n_applications=Count(
+                "applications", filter=~Q(applications__status=Application.Status.DRAFT)
+            ),
+            n_selected=Count(
+                "applications", filter=Q(applications__status=Application.Status.SELECTED)
+            ),
         )
         .order_by("-applications_open_at", "-id")
     )
@@ -222,9 +226,9 @@ def round_voucher_summary(round_: Round) -> dict:
 
     return {
         "accounts": VoucherAccount.objects.filter(round=round_).count(),
-        **VoucherEntry.objects.filter(account__round=round_, kind="top_up").aggregate(
-            top_ups=Count("id"), top_up_total=Sum("amount")
-        ),
+        **VoucherEntry.objects.filter(
+            account__round=round_, kind=VoucherEntry.Kind.TOP_UP
+        ).aggregate(top_ups=Count("id"), top_up_total=Sum("amount")),
     }
 
 
