@@ -24,7 +24,8 @@ from collections import defaultdict
 from datetime import timedelta
 from itertools import islice
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from benefits import document_services, services
@@ -75,15 +76,71 @@ def _through_services(sim: Simulation, round_: Round, people: list) -> Document 
     return stored
 
 
+def _select(queryset, **columns) -> tuple[str, list]:
+    """The SQL and parameters of a SELECT of queryset's `columns` (name: expression)."""
+    return queryset.order_by().annotate(**columns).values(*columns).query.sql_with_params()
+
+
+def _audit_many(
+    rows,
+    now,
+    *,
+    action: str,
+    from_state: str,
+    to_state: str,
+    actor_id: int | None = None,
+    actor_field: str | None = None,
+    reason_field: str | None = None,
+) -> None:
+    """One audit event per application of rows, in one INSERT … SELECT: the events
+    audit_record would write one at a time, without an AuditEvent object each. The actor
+    is actor_id, or each row's `actor_field`; the reason, each row's `reason_field`."""
+    columns = {"e_app": F("pk")}
+    actor, reason, params = "%s", "''", [actor_id]
+    if actor_field:
+        columns["e_actor"], actor, params = F(actor_field), "s.e_actor", []
+    if reason_field:
+        columns["e_reason"], reason = F(reason_field), "s.e_reason"
+    select_sql, select_params = _select(rows, **columns)
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} (actor_id, at, action, object_type, object_id, from_state,
+                             to_state, reason, data)
+        SELECT {actor}, %s, %s, %s, CAST(s.e_app AS TEXT), %s, %s, {reason}, CAST(%s AS jsonb)
+        FROM ({select_sql}) s
+        ORDER BY s.e_app
+    """
+    params += [now, action, LABEL, from_state, to_state, "{}", *select_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _insert_certificates(certified, stored: Document, now) -> None:
+    """Each certified application's certificate (the one stored upload, shared), uploaded by
+    its citizen, in one INSERT … SELECT."""
+    select_sql, select_params = _select(certified, d_app=F("pk"), d_user=F("applicant__user_id"))
+    table = connection.ops.quote_name(Document._meta.db_table)
+    sql = f"""
+        INSERT INTO {table} (application_id, kind, file, original_name, content_type, size,
+                             sha256, uploaded_by_id, uploaded_at)
+        SELECT s.d_app, %s, %s, %s, %s, %s, %s, s.d_user, %s
+        FROM ({select_sql}) s
+        ORDER BY s.d_app
+    """
+    params = [Document.Kind.ENROLLMENT_CERTIFICATE, stored.file.name, stored.original_name]
+    params += [stored.content_type, stored.size, stored.sha256, now]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *select_params])
+
+
 @transaction.atomic
 def _in_bulk(round_: Round, people: list, stored: Document | None) -> int:
+    """Write a chunk of submitted applications as the services leave them: moved through
+    submit, start_screening and finish_screening in memory before the one INSERT (the
+    same transitions, without two UPDATEs of every row), their certificates, audit events
+    and "submitted" messages."""
     period = (round_.period_starts_on, round_.period_ends_on)
     now = timezone.now()
-    users = dict(
-        Applicant.objects.filter(pk__in=[p.applicant_id for p in people]).values_list(
-            "pk", "user_id"
-        )
-    )
     drafts = []
     for person in people:
         application = Application(
@@ -94,56 +151,37 @@ def _in_bulk(round_: Round, people: list, stored: Document | None) -> int:
         services._apply_training(application, population.training(person, period))
         application.submit()
         application.submitted_at = now
+        application.start_screening()
+        application.finish_screening()
         drafts.append(application)
     created = Application.objects.bulk_create(drafts)
     ids = [a.pk for a in created]
+    written = Application.objects.filter(pk__in=ids)
     if stored is not None:
-        Document.objects.bulk_create(
-            Document(
-                application_id=a.pk,
-                kind=Document.Kind.ENROLLMENT_CERTIFICATE,
-                file=stored.file.name,
-                original_name=stored.original_name,
-                content_type=stored.content_type,
-                size=stored.size,
-                sha256=stored.sha256,
-                uploaded_by_id=users[p.applicant_id],
-            )
-            for a, p in zip(created, people, strict=True)
-            if p.certificate
-        )
-    submitted = Application.objects.filter(pk__in=ids)
-    bulk_transition(submitted, "start_screening", updated_at=now)
-    bulk_transition(submitted, "finish_screening", updated_at=now)
-    events = []
-    for a, p in zip(created, people, strict=True):
-        actor = users[p.applicant_id]
-        events += [
-            AuditEvent(
-                actor_id=actor,
-                action="application.created",
-                object_type=LABEL,
-                object_id=str(a.pk),
-                to_state=Status.DRAFT,
-            ),
-            AuditEvent(
-                actor_id=actor,
-                action="application.submitted",
-                object_type=LABEL,
-                object_id=str(a.pk),
-                from_state=Status.DRAFT,
-                to_state=Status.SUBMITTED,
-            ),
-            AuditEvent(
-                action="application.screened",
-                object_type=LABEL,
-                object_id=str(a.pk),
-                from_state=Status.SCREENING,
-                to_state=Status.UNDER_REVIEW,
-            ),
-        ]
-    AuditEvent.objects.bulk_create(events)
-    notification_enqueue_many(rows=submitted, kind=Notification.Kind.SUBMITTED, event_key="intake")
+        certified = [a.pk for a, p in zip(created, people, strict=True) if p.certificate]
+        if certified:
+            _insert_certificates(Application.objects.filter(pk__in=certified), stored, now)
+    # The citizen creates and submits, the system screens (as services.application_submit).
+    citizen = {"actor_field": "applicant__user_id"}
+    _audit_many(
+        written, now, action="application.created", from_state="", to_state=Status.DRAFT, **citizen
+    )
+    _audit_many(
+        written,
+        now,
+        action="application.submitted",
+        from_state=Status.DRAFT,
+        to_state=Status.SUBMITTED,
+        **citizen,
+    )
+    _audit_many(
+        written,
+        now,
+        action="application.screened",
+        from_state=Status.SCREENING,
+        to_state=Status.UNDER_REVIEW,
+    )
+    notification_enqueue_many(rows=written, kind=Notification.Kind.SUBMITTED, event_key="intake")
     return len(ids)
 
 
@@ -185,13 +223,22 @@ TRANSITIONS = {
 
 @transaction.atomic
 def _decide_chunk(sim: Simulation, round_: Round, decisions: dict, counts: dict) -> None:
+    """Apply a chunk's decisions: one transition per decision and reason (the reason is a
+    column), then per kind of decision one INSERT of its audit events (the reason read
+    back from the row) and one of its messages."""
     caseworker = sim.staff["caseworker"]
     now = timezone.now()
     appeal_until = (timezone.localdate(now) + timedelta(days=round_.appeal_days)).isoformat()
+    # What has left review since (none in the bench) is left alone, as the services would.
+    chunk = [pk for ids in decisions.values() for pk in ids]
+    waiting = set(
+        Application.objects.filter(pk__in=chunk, status=Status.UNDER_REVIEW).values_list(
+            "pk", flat=True
+        )
+    )
+    decided: dict = defaultdict(list)
     for (service, reason), ids in decisions.items():
-        transition, kind, action = TRANSITIONS[service]
-        target = transition_states(Application, transition)[1]
-        rows = Application.objects.filter(pk__in=ids, status=Status.UNDER_REVIEW)
+        transition = TRANSITIONS[service][0]
         fields = {"decision_reason": reason, "updated_at": now}
         if transition == "request_documents":
             fields.update(
@@ -200,22 +247,25 @@ def _decide_chunk(sim: Simulation, round_: Round, decisions: dict, counts: dict)
             )
         else:
             fields.update(decided_at=now, decided_by=caseworker, rejection_final=False)
-        moved = list(rows.values_list("pk", flat=True))
-        bulk_transition(Application.objects.filter(pk__in=moved), transition, **fields)
-        AuditEvent.objects.bulk_create(
-            AuditEvent(
-                actor=caseworker,
-                action=action,
-                object_type=LABEL,
-                object_id=str(pk),
-                from_state=Status.UNDER_REVIEW,
-                to_state=target,
-                reason=reason,
-            )
-            for pk in moved
+        moved = [pk for pk in ids if pk in waiting]
+        if moved:
+            bulk_transition(Application.objects.filter(pk__in=moved), transition, **fields)
+            decided[service] += moved
+    for service, moved in decided.items():
+        transition, kind, action = TRANSITIONS[service]
+        rows = Application.objects.filter(pk__in=moved)
+        target = transition_states(Application, transition)[1]
+        _audit_many(
+            rows,
+            now,
+            action=action,
+            from_state=Status.UNDER_REVIEW,
+            to_state=target,
+            actor_id=caseworker.pk,
+            reason_field="decision_reason",
         )
         notification_enqueue_many(
-            rows=Application.objects.filter(pk__in=moved),
+            rows=rows,
             kind=kind,
             event_key="review",
             reason_field="decision_reason",
