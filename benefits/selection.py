@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, CharField, QuerySet, Value, When
 from django.db.models.functions import SHA256, Cast, Concat
 from django.utils import timezone
@@ -89,6 +89,39 @@ def _assign_lottery_keys(candidates: QuerySet, seed: str) -> None:
     )
 
 
+# The database's function that builds a JSON object (the only two the project runs on).
+JSON_OBJECT = {"postgresql": "JSONB_BUILD_OBJECT", "sqlite": "JSON_OBJECT"}
+
+
+def _audit_moves(*, actor, move: str, placed: list[tuple[int, int]], at) -> None:
+    """Audit the candidates of a chunk that `move` moved, in one INSERT … SELECT: each
+    event names the move's source and target states and holds the candidate's tier (read
+    from its locked row; selection does not change it) and its position in the order.
+
+    The same events as AuditEvent.objects.bulk_create would write, without building an
+    object and its JSON per candidate in Python (72,000 of them at 100,000 applicants).
+    """
+    _kind, action, to_state = MOVES[move]
+    (from_state,) = transition_states(Application, move)[0]
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    applications = connection.ops.quote_name(Application._meta.db_table)
+    build = JSON_OBJECT[connection.vendor]
+    values = ", ".join(["(%s, %s)"] * len(placed))
+    sql = f"""
+        INSERT INTO {table} (actor_id, at, action, object_type, object_id, from_state,
+                             to_state, reason, data)
+        SELECT %s, %s, %s, %s, CAST(a.id AS TEXT), %s, %s, '',
+               {build}('priority_tier', a.priority_tier, 'position', p.column2)
+        FROM {applications} a
+        JOIN (VALUES {values}) p ON a.id = p.column1
+        ORDER BY p.column2
+    """  # noqa: S608 - table names quoted, values bound
+    params = [getattr(actor, "pk", None), at, action, Application._meta.label_lower]
+    params += [from_state, to_state, *(v for pair in placed for v in pair)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 @transaction.atomic
 def round_select(*, round_: Round, actor) -> SelectionResult:
     """Rank the approved applications and fill the remaining capacity; waitlist the rest.
@@ -131,19 +164,14 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
     order = candidates.order_by(*SELECTION_ORDER).values_list("pk", flat=True)
     for ids in _chunks(order.iterator(chunk_size=CHUNK), CHUNK):
         # Locked here, a chunk at a time; one that left the candidates since is passed over.
-        locked = {
-            pk: (status, tier)
-            for pk, status, tier in candidates.select_for_update()
-            .filter(pk__in=ids)
-            .values_list("pk", "status", "priority_tier")
-        }
-        moves: dict[str, list[int]] = {name: [] for name in MOVES}
-        events: list[AuditEvent] = []
+        locked = dict(candidates.select_for_update().filter(pk__in=ids).values_list("pk", "status"))
+        # Each move's candidates, with their positions in the order.
+        moves: dict[str, list[tuple[int, int]]] = {name: [] for name in MOVES}
         for pk in ids:
             if pk not in locked:
                 continue
             position += 1
-            from_app_state, tier = locked[pk]
+            from_app_state = locked[pk]
             if selected < seats:
                 approved = from_app_state == Application.Status.APPROVED
                 move = "select" if approved else "promote"
@@ -153,22 +181,11 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
                 waitlisted += 1
             else:
                 continue  # still waitlisted, in the same order as before
-            moves[move].append(pk)
-            _kind, action, to_state = MOVES[move]
-            events.append(
-                AuditEvent(
-                    actor=actor,
-                    action=action,
-                    object_type=Application._meta.label_lower,
-                    object_id=str(pk),
-                    from_state=from_app_state,
-                    to_state=to_state,
-                    data={"priority_tier": tier, "position": position},
-                )
-            )
-        for move, moved in moves.items():
-            if not moved:
+            moves[move].append((pk, position))
+        for move, placed in moves.items():
+            if not placed:
                 continue
+            moved = [pk for pk, _position in placed]
             fields = {"updated_at": now}
             if MOVES[move][0] == Notification.Kind.SELECTED:
                 fields["selected_at"] = now
@@ -178,7 +195,7 @@ def round_select(*, round_: Round, actor) -> SelectionResult:
                 kind=MOVES[move][0],
                 event_key=event_key,
             )
-        AuditEvent.objects.bulk_create(events)
+            _audit_moves(actor=actor, move=move, placed=placed, at=now)
     audit_record(
         actor=actor,
         obj=round_,

@@ -204,3 +204,57 @@ def test_a_second_run_tells_only_the_ones_it_places(manager, round_):
     )
     assert set(per_application.values()) == {1}
     assert {a.pk for a in late} <= set(per_application)
+
+
+def test_each_placed_candidate_is_audited_with_its_move_tier_and_position(db):
+    from benefits.selection import round_select
+    from core.roles import Role
+
+    pm = UserFactory(role=Role.PROGRAM_MANAGER)
+    round_ = RoundFactory(status=Round.Status.CLOSED, capacity=2, budget=3 * 1_000_000)
+    basics = approved_applications(round_, 2, income_category=BASIC)
+    none = approved_applications(round_, 1, income_category=NONE)[0]
+    round_select(round_=round_, actor=pm)
+    # A seat added later: the second run promotes the waitlisted one.
+    Round.objects.filter(pk=round_.pk).update(capacity=3)
+    round_select(round_=Round.objects.get(pk=round_.pk), actor=pm)
+
+    def events(application):
+        return list(
+            AuditEvent.objects.filter(
+                object_type="benefits.application", object_id=str(application.pk)
+            )
+            .order_by("pk")
+            .values_list("actor_id", "action", "from_state", "to_state", "reason", "data")
+        )
+
+    first = sorted(basics, key=lambda a: Application.objects.get(pk=a.pk).lottery_key)
+    for position, application in enumerate(first, start=1):
+        assert events(application) == [
+            (
+                pm.pk,
+                "application.selected",
+                "approved",
+                "selected",
+                "",
+                {"priority_tier": 1, "position": position},
+            )
+        ]
+    assert events(none) == [
+        (
+            pm.pk,
+            "application.waitlisted",
+            "approved",
+            "waitlisted",
+            "",
+            {"priority_tier": 3, "position": 3},
+        ),
+        (
+            pm.pk,
+            "application.selected",
+            "waitlisted",
+            "selected",
+            "",
+            {"priority_tier": 3, "position": 1},
+        ),
+    ]
