@@ -32,14 +32,17 @@ class CountedPaginator(Paginator):
 
 
 class IdsFirst:
-    """An ordered queryset read a page at a time by its ids first: the page's ids from the
-    ordering alone, then only those rows with their joins and prefetches. A deep page of a
-    long list (the 1,000th of the queue) otherwise joins every row it skips."""
+    """An ordered, filtered queryset read a page at a time by its ids first: the page's ids
+    from the filters and the ordering alone, then only those rows, with their joins and
+    prefetches, from `rows` (the same list unfiltered). A deep page of a long list (the
+    1,000th of the queue) otherwise joins every row it skips, and a search would run its
+    filters twice."""
 
     ordered = True
 
-    def __init__(self, queryset):
+    def __init__(self, queryset, rows):
         self.queryset = queryset
+        self.rows = rows
 
     def count(self) -> int:
         return self.queryset.count()
@@ -49,7 +52,7 @@ class IdsFirst:
 
     def __getitem__(self, index: slice) -> list:
         ids = list(self.queryset.prefetch_related(None).values_list("pk", flat=True)[index])
-        rows = {row.pk: row for row in self.queryset.filter(pk__in=ids).order_by()}
+        rows = {row.pk: row for row in self.rows.filter(pk__in=ids).order_by()}
         # A row that left the list between the two reads is left out.
         return [rows[pk] for pk in ids if pk in rows]
 
@@ -61,13 +64,14 @@ def paginate(
     param: str = "page",
     size: int | None = None,
     count: int | None = None,
-    ids_first: bool = False,
+    rows=None,
 ):
     """One page of an ordered queryset: a COUNT (unless `count` is known) and the page's
-    rows, whatever its size (read by their ids first for the long lists: IdsFirst)."""
+    rows, whatever its size (for the long lists, by their ids first, the rows read from
+    `rows`: IdsFirst)."""
     size = size or page_size(request)
-    if ids_first:
-        queryset = IdsFirst(queryset)
+    if rows is not None:
+        queryset = IdsFirst(queryset, rows)
     paginator = (
         Paginator(queryset, size)
         if count is None

@@ -114,7 +114,7 @@ def batch_detail(request, pk: int):
         request,
         staff_selectors.batch_payments(batch, filters=filters, audit=read),
         count=every,
-        ids_first=True,
+        rows=staff_selectors.batch_payments(batch, filters={}, audit=read),
     )
     audit_summary = audits.batch_audit_summary(batch, audit=read) if before_approval else None
     audit = (

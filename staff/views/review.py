@@ -39,7 +39,11 @@ def queue(request):
         return redirect("staff:queue")
     form = QueueFilterForm(request.GET or None)
     filters = form.filters()
-    page = paginate(request, staff_selectors.review_queue(filters=filters), ids_first=True)
+    page = paginate(
+        request,
+        staff_selectors.review_queue(filters=filters),
+        rows=staff_selectors.review_queue(filters={}),
+    )
     rows = [
         {
             "application": a,
