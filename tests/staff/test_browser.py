@@ -202,6 +202,12 @@ def test_finance_maker_checker_download_disburse_and_reconcile(open_page, tmp_pa
 
     sign_in(page, finance2.username)
     page.goto(f"/staff/batches/{batch.pk}/")
+    page.get_by_role("button", name="English").click()
+    audit = page.get_by_role("region", name="Pre-release audit")
+    expect(audit.get_by_text("Approving reads it again")).to_be_visible()
+    expect(audit.get_by_role("button", name="Read the audit again")).to_be_visible()
+    shot(page, "05-finance2-batch-to-approve-en")
+    page.get_by_role("button", name="한국어").click()
     page.get_by_role("button", name="승인", exact=True).click()
     expect(page.get_by_label("상태", exact=True)).to_have_text("승인")
     with page.expect_download() as download_info:
