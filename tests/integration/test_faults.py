@@ -303,8 +303,10 @@ class HeldEntry:
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = %s AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
         )
+        # In autocommit: inside one transaction pg_stat_activity is read once and kept
+        # (stats_fetch_consistency), so a probe opened before the wait began never saw it.
         with psycopg.connect(
-            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]
+            host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"], autocommit=True
         ) as probe:
             assert wait_for(lambda: probe.execute(waiting, [db["NAME"]]).fetchone()[0] > 0, 30)
 

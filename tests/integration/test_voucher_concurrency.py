@@ -87,6 +87,8 @@ def wait_for_a_lock_wait(timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
+            # Inside a transaction pg_stat_activity is read once and kept: read it afresh.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity "
                 "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
