@@ -44,7 +44,6 @@ sys.path.insert(0, str(ROOT))
 from bench.intake import recreate_database  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/baeum_scalebench_bench"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 MB = 1 << 20
 
 
@@ -62,9 +61,15 @@ def _stat(pid: int) -> tuple[str, int] | None:
 
 
 def _rss(pid: int) -> int:
+    """Resident memory of a process without its shared memory: PostgreSQL's shared buffers
+    (`shared_buffers`, one cache for the whole server) would otherwise count in every
+    backend that has touched them."""
     try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-    except OSError:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        return (int(fields["VmRSS"].split()[0]) - int(fields["RssShmem"].split()[0])) * 1024
+    except (OSError, KeyError, ValueError):
         return 0
 
 
@@ -178,6 +183,38 @@ def database_mb() -> float:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_database_size(current_database())")
         return cursor.fetchone()[0] / MB
+
+
+class Statements:
+    """Each stage's costliest statements, from PostgreSQL's pg_stat_statements (the server
+    must load it: shared_preload_libraries = 'pg_stat_statements'): `reset()` before a
+    stage, `top()` after it prints the `n` statements that took the most time in it."""
+
+    def __init__(self, n: int):
+        from django.db import connection
+
+        self.n = n
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    def reset(self) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_statements_reset()")
+
+    def top(self, stage: str) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'),"
+                " 240) FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT %s",
+                [self.n],
+            )
+            for calls, ms, rows, query in cursor.fetchall():
+                print(f"    [{stage}] {ms / 1000:8.1f} s {calls:7,} calls {rows:9,} rows  {query}")
 
 
 def analyze() -> None:
@@ -353,7 +390,13 @@ def _profiled(stage, sim) -> int:
 
 
 def play_round(
-    size: int, people: list, salt: int, watch: Watch, timeout: float, profile: str = ""
+    size: int,
+    people: list,
+    salt: int,
+    watch: Watch,
+    timeout: float,
+    profile: str = "",
+    statements: Statements | None = None,
 ) -> dict:
     from benefits.models import Program
     from benefits.simulation import Simulation
@@ -365,6 +408,8 @@ def play_round(
     rows = []
     try:
         for name, stage in stages():
+            if statements:
+                statements.reset()
             watch.take()
             started, drawn = time.perf_counter(), people.drawing_seconds
             profiled = name in profile.split(",") or profile == "all"
@@ -380,6 +425,8 @@ def play_round(
                 | {"db_mb": database_mb()}
             )
             print(f"  {size:,} {name}: {count:,} rows in {seconds:.1f} s", flush=True)
+            if statements:
+                statements.top(f"{size:,} {name}")
             if name == "intake":
                 # What autovacuum would do within a minute of the bulk writes; timed apart.
                 watch.take()
@@ -424,7 +471,9 @@ def markdown(args, imports: list[dict], rounds: list[dict], began: str, loads: t
         f"Machine: {os.cpu_count()} cores shared with other sessions' test suites "
         f"(load average {loads[0]:.1f} at the start, {loads[1]:.1f} at the end), "
         f"{platform.platform()}, Python {platform.python_version()}, Django "
-        f"{django.get_version()}, PostgreSQL {server} on the same machine; {worker}.",
+        f"{django.get_version()}, PostgreSQL {server} on the same machine; {worker}. "
+        "Memory: each process's resident memory without shared memory (PostgreSQL's "
+        "shared buffers are one cache for the server, not any one backend's).",
         "",
         f"Registry imports (once, before the rounds): five registries of "
         f"{args.registry_rows:,} rows each.",
@@ -520,6 +569,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", default="", help="print a cProfile of these stages (comma-separated, or all)"
     )
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        help="print each stage's N costliest SQL statements (needs pg_stat_statements)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     url = os.environ.get("BENCH_SCALE_DATABASE_URL", DEFAULT_URL)
@@ -532,6 +587,7 @@ def main() -> None:
     workers = [start_worker(data_dir, n) for n in range(args.workers)]
     watch = Watch(tuple(w.pid for w in workers))
     autovacuum = None if autovacuum_is_on() else Autovacuum(url)
+    statements = Statements(args.statements) if args.statements else None
     try:
         salt = random.Random(sum(sizes)).randrange(10**9)
         people = draw_people(sizes, salt)
@@ -544,7 +600,15 @@ def main() -> None:
         rounds = []
         for size in sizes:
             rounds.append(
-                play_round(size, people.pop(size), salt, watch, args.timeout, args.profile)
+                play_round(
+                    size,
+                    people.pop(size),
+                    salt,
+                    watch,
+                    args.timeout,
+                    args.profile,
+                    statements,
+                )
             )
     finally:
         watch.stop()

@@ -278,26 +278,24 @@ def bulk_review(sim: Simulation) -> int:
     """The caseworker's decision on each current screening result, applied in bulk."""
     rng = random.Random(f"{sim.seed}:review:0")
     round_ = Round.objects.get(pk=sim.round_.pk)
-    current = ScreeningRun.objects.filter(
-        application__round=round_, application__status=Status.UNDER_REVIEW, is_current=True
-    )
-    tracker = sim.track("review", current.count())
+    waiting = Application.objects.filter(round=round_, status=Status.UNDER_REVIEW)
+    tracker = sim.track("review", waiting.count())
     counts: dict[str, int] = defaultdict(int)
     after = 0
     while True:
-        chunk = list(
-            current.filter(application_id__gt=after)
-            .order_by("application_id")
-            .values_list("application_id", "rules")[:CHUNK]
-        )
-        if not chunk:
+        # The chunk's applications first, then their screenings: the id bound then holds on
+        # the applications' own index (a join bounded on the runs' side read the round
+        # from its first application at every chunk: quadratic, 275 s at 1,000,000).
+        ids = list(waiting.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:CHUNK])
+        if not ids:
             break
-        after = chunk[-1][0]
+        after = ids[-1]
+        chunk = ScreeningRun.objects.filter(application_id__in=ids, is_current=True)
         decisions: dict = defaultdict(list)
-        for pk, results in chunk:
+        for pk, results in chunk.order_by("application_id").values_list("application_id", "rules"):
             service, reason = intake.decide(sim.program, results, rng, second_look=False)
             decisions[(service, reason)].append(pk)
         _decide_chunk(sim, round_, decisions, counts)
-        tracker.advance(len(chunk))
+        tracker.advance(len(ids))
     sim.notes["review"] = dict(counts)
     return sum(counts.values())
