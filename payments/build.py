@@ -216,10 +216,12 @@ def _build_chunk(batch_id: int, first: int, last: int | None) -> int:
 
 def _insert_payments(batch: DisbursementBatch, round_: Round, ids: list[int], *, bank: bool):
     """Pending payments for the payable applications among `ids`, the flagged ones held."""
-    scope = ",".join(str(int(i)) for i in ids)
     payment_table = _tables()["payment"]
     with connection.cursor() as cursor:
         # ON CONFLICT: the one-live-payment index is the last word if anything raced us.
+        # The failed attempt a payment reissues is looked up per application by its index
+        # alone: naming the chunk's ids there too made each lookup test the whole list
+        # (5,000 ids), or the planner scan another index instead, once per payment.
         cursor.execute(
             f"""
             INSERT INTO {payment_table} (
@@ -229,8 +231,7 @@ def _insert_payments(batch: DisbursementBatch, round_: Round, ids: list[int], *,
             SELECT %(batch)s, a.round_id, a.id, %(amount)s, %(pending)s, p.bank_code,
                 p.account_number, p.account_holder, p.account_fingerprint,
                 (SELECT MAX(r.id) FROM {payment_table} r
-                 WHERE r.application_id = a.id AND r.application_id IN ({scope})
-                   AND r.status = %(failed)s),
+                 WHERE r.application_id = a.id AND r.status = %(failed)s),
                 '', '', %(now)s
             {_payable_sql(bank=bank, ids=ids)}
             ON CONFLICT DO NOTHING
