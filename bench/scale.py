@@ -191,11 +191,21 @@ class Statements:
     stage, `top()` after it prints the `n` statements that took the most time in it."""
 
     def __init__(self, n: int):
-        from django.db import connection
+        import psycopg
+        from django.db import DatabaseError, connection
 
         self.n = n
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                cursor.execute("SELECT pg_stat_statements_reset()")
+        except (DatabaseError, psycopg.Error) as exc:
+            # Said before the registries are imported, not after the first stage.
+            raise SystemExit(
+                "--statements needs the server to load pg_stat_statements: "
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', "
+                f"then restart PostgreSQL ({exc})"
+            ) from None
 
     def reset(self) -> None:
         from django.db import connection
@@ -584,10 +594,10 @@ def main() -> None:
     recreate_database(url)
     data_dir = tempfile.mkdtemp(prefix="baeum-scale-")
     setup_django(url, data_dir, args.broker if args.workers else None)
+    statements = Statements(args.statements) if args.statements else None
     workers = [start_worker(data_dir, n) for n in range(args.workers)]
     watch = Watch(tuple(w.pid for w in workers))
     autovacuum = None if autovacuum_is_on() else Autovacuum(url)
-    statements = Statements(args.statements) if args.statements else None
     try:
         salt = random.Random(sum(sizes)).randrange(10**9)
         people = draw_people(sizes, salt)
